@@ -1,0 +1,140 @@
+"""The `shopcrm` command line: thin commands over the library, errors mapped to exit codes here.
+
+Exit codes: 0 success, 1 a run failed, 2 usage or config error, 75 temporarily unable
+(lock held, platform unavailable). See `shopcrm.errors` for the tree behind them.
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass, field
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+import yaml
+from rich.console import Console
+from typer.core import TyperGroup
+
+from shopcrm import config as config_mod
+from shopcrm.errors import EXIT_USAGE, ShopcrmError, UsageError
+from shopcrm.log import redact, setup_logging
+
+out = Console(highlight=False, soft_wrap=True)
+err = Console(stderr=True, highlight=False, soft_wrap=True)
+
+
+class _Group(TyperGroup):
+    """Turns every ShopcrmError into its message on stderr and its exit code."""
+
+    def invoke(self, ctx: typer.Context) -> Any:  # type: ignore[override]
+        try:
+            return super().invoke(ctx)
+        except ShopcrmError as exc:
+            err.print(f"error: {redact(str(exc))}", markup=False)
+            raise typer.Exit(exc.exit_code) from None
+
+
+def _app(help_text: str) -> typer.Typer:
+    return typer.Typer(
+        cls=_Group, help=help_text, no_args_is_help=True, pretty_exceptions_enable=False
+    )
+
+
+app = _app("Sync customers and orders from your shops, enrich them, push segments back as tags.")
+config_app = _app("Validate and show the configuration.")
+db_app = _app("Manage the local store's schema.")
+app.add_typer(config_app, name="config")
+app.add_typer(db_app, name="db")
+
+
+class LogFormat(StrEnum):
+    text = "text"
+    json = "json"
+
+
+class LogLevel(StrEnum):
+    debug = "debug"
+    info = "info"
+    warning = "warning"
+    error = "error"
+
+
+@dataclass
+class State:
+    config_path: Path
+    _config: config_mod.AppConfig | None = field(default=None, repr=False)
+
+    @property
+    def config(self) -> config_mod.AppConfig:
+        if self._config is None:
+            self._config = config_mod.load_config(self.config_path)
+        return self._config
+
+
+def state(ctx: typer.Context) -> State:
+    return ctx.ensure_object(State) if ctx.obj is None else ctx.obj
+
+
+@app.callback()
+def main_options(
+    ctx: typer.Context,
+    config: Annotated[
+        Path,
+        typer.Option(
+            "--config",
+            "-c",
+            envvar="SHOPCRM_CONFIG",
+            help="Config file (YAML).",
+            show_default=True,
+        ),
+    ] = config_mod.DEFAULT_CONFIG_PATH,
+    log_level: Annotated[LogLevel, typer.Option(help="Least severe log level shown.")] = (
+        LogLevel.info
+    ),
+    log_format: Annotated[
+        LogFormat, typer.Option(help="text for people, json (one object a line) for machines.")
+    ] = LogFormat.text,
+) -> None:
+    """Global options; logs go to stderr."""
+    setup_logging(log_level.value, log_format.value)
+    ctx.obj = State(config_path=config)
+
+
+@app.command()
+def init(ctx: typer.Context) -> None:
+    """Write a commented starter config to the --config path (never overwrites)."""
+    target = state(ctx).config_path
+    if target.exists():
+        raise UsageError(f"{target} already exists; not overwritten")
+    target.write_text(config_mod.EXAMPLE_PATH.read_text(encoding="utf-8"), encoding="utf-8")
+    out.print(f"wrote {target}: edit it, then run `shopcrm config check`")
+
+
+@config_app.command("check")
+def config_check(ctx: typer.Context) -> None:
+    """Validate the config and print it resolved, with secrets masked."""
+    cfg = state(ctx).config
+    out.print(yaml.safe_dump(cfg.masked(), sort_keys=False).rstrip(), markup=False)
+    out.print(f"config OK: {len(cfg.shops)} shop(s)", markup=False)
+
+
+@db_app.command("upgrade")
+def db_upgrade(ctx: typer.Context) -> None:
+    """Create the store or bring its schema to the newest version."""
+    from shopcrm.store import db
+
+    store = db.open_store(state(ctx).config.database)
+    try:
+        out.print(f"store schema at {db.current_revision(store.engine)} (head)")
+    finally:
+        store.close()
+
+
+def main() -> None:
+    """Console-script entry point."""
+    try:
+        app()
+    except typer.Abort:  # pragma: no cover - Ctrl-C at a prompt
+        sys.exit(EXIT_USAGE)

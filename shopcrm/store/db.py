@@ -1,0 +1,131 @@
+"""Engine, sessions and schema upgrades for the store (SQLite by default, PostgreSQL by URL).
+
+Alembic migrations are the only way the schema is made or changed. `open_store` brings the
+schema to head before anything reads it, so every command that needs the store can just open it.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from alembic import command
+from alembic.config import Config as AlembicConfig
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError, OperationalError, SQLAlchemyError
+from sqlmodel import Session
+
+from shopcrm.errors import ConfigError, SchemaOutOfDate, StoreError
+
+log = logging.getLogger(__name__)
+
+MIGRATIONS = Path(__file__).with_name("migrations")
+SQLITE_BUSY_TIMEOUT_MS = 30_000
+
+
+def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+    cursor = dbapi_conn.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.close()
+
+
+def make_engine(url: str) -> Engine:
+    """An engine for a database URL, with SQLite's pragmas set on every connection."""
+    try:
+        parsed = make_url(url)
+    except ArgumentError as exc:
+        raise ConfigError(f"not a database URL: {exc}", path="database") from exc
+    if parsed.get_backend_name() == "sqlite":
+        if parsed.database and parsed.database != ":memory:":
+            Path(parsed.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(parsed, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000})
+        event.listen(engine, "connect", _sqlite_pragmas)
+        return engine
+    if parsed.get_backend_name() != "postgresql":
+        raise ConfigError(
+            f"unsupported database {parsed.get_backend_name()!r} (use sqlite:/// or "
+            "postgresql+psycopg://)",
+            path="database",
+        )
+    return create_engine(parsed, pool_pre_ping=True)
+
+
+def alembic_config(engine: Engine) -> AlembicConfig:
+    cfg = AlembicConfig()
+    cfg.set_main_option("script_location", str(MIGRATIONS))
+    cfg.attributes["engine"] = engine
+    return cfg
+
+
+def current_revision(engine: Engine) -> str | None:
+    with engine.connect() as conn:
+        return MigrationContext.configure(conn).get_current_revision()
+
+
+def head_revision() -> str | None:
+    return ScriptDirectory(str(MIGRATIONS)).get_current_head()
+
+
+def upgrade(engine: Engine, revision: str = "head") -> None:
+    """Apply migrations up to `revision`."""
+    try:
+        command.upgrade(alembic_config(engine), revision)
+    except SQLAlchemyError as exc:
+        raise StoreError(f"schema upgrade failed: {exc.__class__.__name__}: {exc}") from exc
+
+
+def downgrade(engine: Engine, revision: str = "base") -> None:
+    command.downgrade(alembic_config(engine), revision)
+
+
+class Store:
+    """The open store: an engine and a session factory."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    @property
+    def dialect(self) -> str:
+        return self.engine.dialect.name
+
+    @contextmanager
+    def session(self) -> Iterator[Session]:
+        """A session whose transaction commits on success and rolls back on any error."""
+        with Session(self.engine, expire_on_commit=False) as session:
+            try:
+                yield session
+                session.commit()
+            except BaseException:
+                session.rollback()
+                raise
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+
+def open_store(url: str, *, auto_upgrade: bool = True) -> Store:
+    """Open the store at `url`, upgrading its schema to head (or refusing if told not to)."""
+    engine = make_engine(url)
+    try:
+        current = current_revision(engine)
+    except OperationalError as exc:
+        raise StoreError(f"cannot open the store at {make_url(url)!r}: {exc.orig}") from exc
+    head = head_revision()
+    if current != head:
+        if not auto_upgrade:
+            raise SchemaOutOfDate(
+                f"the store is at schema {current or 'empty'}, the code needs {head}: "
+                "run `shopcrm db upgrade`"
+            )
+        log.info("upgrading store schema from %s to %s", current or "empty", head)
+        upgrade(engine)
+    return Store(engine)
