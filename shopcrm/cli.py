@@ -49,6 +49,11 @@ app.add_typer(config_app, name="config")
 app.add_typer(db_app, name="db")
 
 
+ShopOption = Annotated[
+    str | None, typer.Option(help="Only this shop (default: every enabled shop).")
+]
+
+
 class LogFormat(StrEnum):
     text = "text"
     json = "json"
@@ -130,6 +135,48 @@ def db_upgrade(ctx: typer.Context) -> None:
         out.print(f"store schema at {db.current_revision(store.engine)} (head)")
     finally:
         store.close()
+
+
+def _open_store(ctx: typer.Context) -> Any:
+    from shopcrm.store import db
+
+    return db.open_store(state(ctx).config.database)
+
+
+@app.command()
+def sync(
+    ctx: typer.Context,
+    shop: ShopOption = None,
+    full: Annotated[
+        bool, typer.Option("--full", help="Re-read everything and mark records gone upstream.")
+    ] = False,
+) -> None:
+    """Pull customers and orders from the shops into the store (incremental by default)."""
+    from shopcrm.errors import RunFailed
+    from shopcrm.sync import progress
+    from shopcrm.sync.pull import pull_shops
+
+    cfg = state(ctx).config
+    cfg.selected(shop)
+    store = _open_store(ctx)
+    try:
+        if progress.on_terminal():
+            with progress.BarProgress() as bar:
+                results = pull_shops(store, cfg, shop, full=full, progress=bar)
+        else:
+            results = pull_shops(store, cfg, shop, full=full)
+    finally:
+        store.close()
+    for r in results:
+        status = "ok" if r.ok else f"FAILED: {r.error}"
+        out.print(
+            f"{r.shop}: {r.customers} customers, {r.orders} orders, {r.requests} requests, "
+            f"{r.duration_s:.1f}s — {status}",
+            markup=False,
+        )
+    failed = [r.shop for r in results if not r.ok]
+    if failed:
+        raise RunFailed(f"sync failed for {len(failed)} shop(s): {', '.join(failed)}")
 
 
 def main() -> None:

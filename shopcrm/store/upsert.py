@@ -231,3 +231,20 @@ def ensure_shop(
     session.flush()
     assert shop.id is not None
     return shop.id
+
+
+def mark_missing_deleted(session: Session, shop_id: int, stream: str, seen: set[str]) -> int:
+    """Reconcile after a full pass: flag this shop's records the platform no longer has."""
+    table = {CUSTOMERS: _customer_t, ORDERS: _order_t}[stream]
+    stored = session.execute(
+        select(table.c.platform_id).where(table.c.shop_id == shop_id, table.c.deleted.is_(False))
+    ).scalars()
+    missing = [pid for pid in stored if pid not in seen]
+    for start in range(0, len(missing), 500):
+        chunk = missing[start : start + 500]
+        session.execute(
+            table.update()
+            .where(table.c.shop_id == shop_id, table.c.platform_id.in_(chunk))
+            .values(deleted=True)
+        )
+    return len(missing)
