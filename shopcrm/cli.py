@@ -46,7 +46,9 @@ app = _app("Sync customers and orders from your shops, enrich them, push segment
 config_app = _app("Validate and show the configuration.")
 db_app = _app("Manage the local store's schema.")
 app.add_typer(config_app, name="config")
+sandbox_app = _app("Serve a local stand-in of a platform's API (foreground; Ctrl-C stops).")
 app.add_typer(db_app, name="db")
+app.add_typer(sandbox_app, name="sandbox")
 
 
 ShopOption = Annotated[
