@@ -24,7 +24,8 @@ from tenacity import (
     retry_if_exception_type,
     stop_after_attempt,
     stop_after_delay,
-    wait_exponential_jitter,
+    wait_exponential,
+    wait_random,
 )
 
 from shopcrm import __version__
@@ -109,7 +110,7 @@ class _Wait:
     """Exponential backoff with jitter, but never shorter than what the platform asked."""
 
     def __init__(self, initial: float, maximum: float) -> None:
-        self._backoff = wait_exponential_jitter(initial=initial, max=maximum)
+        self._backoff = wait_exponential(multiplier=initial, max=maximum) + wait_random(0, initial)
         self._maximum = maximum
 
     def __call__(self, state: RetryCallState) -> float:
