@@ -188,6 +188,8 @@ class Dataset:
         self.mutate_count: int = 0
         self.reads = 0
         self.mutated_during_sync: list[tuple[str, int]] = []
+        # bumped whenever records change, so sandboxes can re-index lazily instead of per request
+        self.version = 0
 
     def next_id(self, kind: str, start: int = 1000) -> int:
         with self.lock:
@@ -231,6 +233,7 @@ class Dataset:
                         )
                     o.updated_at = max(at, o.updated_at)
                     changed.append(("order", o.id))
+            self.version += 1
         return changed
 
     def touch_customers(self, ids: list[int], at: datetime) -> None:
@@ -240,6 +243,7 @@ class Dataset:
                 c = self.customers[cid]
                 c.first_name = c.first_name.upper() if c.first_name.islower() else c.first_name
                 c.updated_at = at
+            self.version += 1
 
 
 def _when(start: datetime, days: float) -> datetime:
