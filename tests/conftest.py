@@ -20,7 +20,9 @@ from shopcrm.store.db import Store, make_engine, open_store, upgrade
 from tests.pg import TempPostgres
 
 PLATFORMS_DIR = Path(
-    os.environ.get("SHOPCRM_PLATFORMS_DIR", Path(__file__).resolve().parents[2] / "shared/platforms")
+    os.environ.get(
+        "SHOPCRM_PLATFORMS_DIR", Path(__file__).resolve().parents[2] / "shared/platforms"
+    )
 )
 
 
@@ -29,7 +31,9 @@ def platforms_dir() -> Path:
     """The published platform references (../shared/platforms); required under CI."""
     if not PLATFORMS_DIR.is_dir():
         if os.environ.get("CI") == "true":
-            pytest.fail(f"platform references missing at {PLATFORMS_DIR} (set SHOPCRM_PLATFORMS_DIR)")
+            pytest.fail(
+                f"platform references missing at {PLATFORMS_DIR} (set SHOPCRM_PLATFORMS_DIR)"
+            )
         pytest.skip(f"platform references not found at {PLATFORMS_DIR}; set SHOPCRM_PLATFORMS_DIR")
     return PLATFORMS_DIR
 
@@ -51,8 +55,12 @@ def pg_server() -> Iterator[str]:
 def _admin(url: str) -> psycopg.Connection:
     u = make_url(url)
     return psycopg.connect(
-        host=u.host, port=u.port, user=u.username, password=u.password,
-        dbname=u.database, autocommit=True,
+        host=u.host,
+        port=u.port,
+        user=u.username,
+        password=u.password,
+        dbname=u.database,
+        autocommit=True,
     )
 
 
@@ -105,7 +113,9 @@ class Databases:
 
 
 @pytest.fixture(scope="session", params=["sqlite", "postgres"])
-def databases(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Databases]:
+def databases(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Databases]:
     kind = request.param
     pg_url = request.getfixturevalue("pg_server") if kind == "postgres" else None
     dbs = Databases(kind, tmp_path_factory.mktemp(f"db-{kind}"), pg_url)
