@@ -1,0 +1,351 @@
+"""Shopify connector: Admin GraphQL API over the shared pooled HTTP client.
+
+Streams page by `updated_at` (sortKey UPDATED_AT, filter `updated_at:>=`), so each page's last
+record is a valid high-water mark. A first or full sync of a shop above the bulk threshold
+runs a bulk operation instead. Pacing reads the cost bucket from every response and waits
+before a query would be throttled; THROTTLED, 429, 5xx and connection errors are retried by
+the HttpClient policy. Tags are pushed with aliased `tagsAdd`/`tagsRemove` mutations that only
+ever name the managed tags they were given.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import requests
+import shopify
+
+from shopcrm.config import AppConfig, ShopifyShop
+from shopcrm.connectors.base import (
+    CustomerRecord,
+    OrderRecord,
+    Page,
+    ShopFacts,
+    TagChange,
+    TagResult,
+)
+from shopcrm.connectors.http import HttpClient, parse_json
+from shopcrm.connectors.shopify_auth import ShopifyAuth
+from shopcrm.connectors.shopify_bulk import BulkReader
+from shopcrm.connectors.shopify_queries import (
+    COUNTS,
+    CUSTOMERS,
+    CUSTOMERS_PAGE,
+    LINES_PAGE,
+    LINES_PER_ORDER,
+    MUTATIONS_PER_DOCUMENT,
+    ORDER_LINES,
+    ORDERS,
+    ORDERS_PAGE,
+    READ_ALL_ORDERS,
+    SHOP,
+    estimate_cost,
+    tags_document,
+    updated_since,
+)
+from shopcrm.connectors.shopify_records import customer_record, order_record
+from shopcrm.connectors.shopify_throttle import ThrottlePacer
+from shopcrm.errors import (
+    AuthError,
+    PlatformError,
+    PlatformUnavailable,
+    RateLimited,
+    TransientError,
+)
+
+Connection = Callable[[dict[str, Any]], Any]
+
+
+@dataclass(frozen=True, slots=True)
+class GraphQLResult:
+    """`data` of a response and the errors that came with it (each a dict with a message)."""
+
+    data: dict[str, Any]
+    errors: list[dict[str, Any]]
+
+
+def _messages(errors: Any) -> str:
+    if isinstance(errors, str):
+        return errors
+    if isinstance(errors, list):
+        return "; ".join(
+            str(e.get("message", e)) if isinstance(e, Mapping) else str(e) for e in errors
+        )
+    return str(errors)
+
+
+def _codes(errors: Any) -> set[str]:
+    if not isinstance(errors, list):
+        return set()
+    return {
+        str((e.get("extensions") or {}).get("code"))
+        for e in errors
+        if isinstance(e, Mapping) and isinstance(e.get("extensions"), Mapping)
+    }
+
+
+def _iso(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+class ShopifyConnector:
+    """The Connector for one Shopify shop (see `shopcrm.connectors.base.Connector`).
+
+    Args:
+        shop: the shop's config; `api_url` points at another origin (the sandbox), in which
+            case the `Host` header still names the shop's domain.
+        config: the app config (bulk threshold).
+        sleep: used for retries, pacing and bulk polling; injectable for tests.
+    """
+
+    def __init__(
+        self,
+        shop: ShopifyShop,
+        config: AppConfig,
+        *,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.shop = shop
+        origin = (shop.api_url or f"https://{shop.domain}").rstrip("/")
+        host = {"Host": shop.domain} if shop.api_url else {}
+        self.pacer = ThrottlePacer(sleep=sleep)
+        self._client = HttpClient(
+            origin, shop=shop.name, headers=host, pacer=self.pacer, sleep=sleep
+        )
+        self._auth = ShopifyAuth(shop.credentials, self._client)
+        self._endpoint = shopify.ApiVersion.coerce_to_version(shop.api_version).api_path(origin)
+        self._endpoint += "/graphql.json"
+        self._bulk_threshold = config.defaults.sync.bulk_threshold
+        self._costs: dict[tuple[str, tuple[tuple[str, int], ...]], float] = {}
+        self._counts: dict[str, Any] | None = None
+        self._bulk = BulkReader(self.query, self._client, sleep=sleep)
+
+    @property
+    def requests_made(self) -> int:
+        return self._client.requests_made
+
+    def close(self) -> None:
+        self._client.close()
+
+    # -- GraphQL ---------------------------------------------------------------------------
+
+    def execute(self, document: str, variables: Mapping[str, Any] | None = None) -> GraphQLResult:
+        """Run a document, paced and retried; errors beside `data` are returned, not raised.
+
+        Raises:
+            RateLimited: still THROTTLED after the retries.
+            AuthError: the token is refused (after one renewal for client credentials).
+            PlatformError: GraphQL errors without data, or an unexpected body.
+        """
+        variables = dict(variables or {})
+        key = (document, tuple(sorted((k, v) for k, v in variables.items() if isinstance(v, int))))
+        payload = {"query": document, "variables": variables}
+
+        def call() -> GraphQLResult:
+            cost = self._costs.get(key) or estimate_cost(document, variables)
+            self.pacer.expect(cost)
+            body = parse_json(self._post(payload), self.shop.name)
+            if not isinstance(body, dict):
+                raise PlatformUnavailable(f"shop {self.shop.name}: GraphQL answer is not an object")
+            requested = self.pacer.observe(body.get("extensions"))
+            if requested:
+                self._costs[key] = requested
+            errors = body.get("errors")
+            if errors and "THROTTLED" in _codes(errors):
+                # the pacer waits for the bucket before the retry; no second wait here
+                raise RateLimited(
+                    f"shop {self.shop.name}: GraphQL query throttled "
+                    f"(needs {requested or cost:.0f} points)",
+                    retry_after=0.0 if self.pacer.available_now() is not None else None,
+                )
+            data = body.get("data")
+            if errors and not isinstance(data, dict):
+                raise PlatformError(f"shop {self.shop.name}: GraphQL error: {_messages(errors)}")
+            if not isinstance(data, dict):
+                raise PlatformUnavailable(f"shop {self.shop.name}: GraphQL answer without data")
+            return GraphQLResult(data, list(errors) if isinstance(errors, list) else [])
+
+        return self._client.retrying(call)
+
+    def query(self, document: str, variables: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        """`data` of a document that must succeed entirely (any GraphQL error raises)."""
+        result = self.execute(document, variables)
+        if result.errors:
+            raise PlatformError(f"shop {self.shop.name}: GraphQL error: {_messages(result.errors)}")
+        return result.data
+
+    def _post(self, payload: dict[str, Any]) -> requests.Response:
+        try:
+            return self._client.send_once(
+                "POST", self._endpoint, json=payload, headers=self._auth.headers()
+            )
+        except AuthError as exc:
+            if exc.status != 401 or not self._auth.renewable:
+                raise
+        self._auth.invalidate()  # expired or revoked: one new token, then give up
+        return self._client.send_once(
+            "POST", self._endpoint, json=payload, headers=self._auth.headers()
+        )
+
+    def _paginate(
+        self, document: str, variables: Mapping[str, Any], connection: Connection
+    ) -> Iterator[tuple[list[dict[str, Any]], str | None]]:
+        after: str | None = None
+        while True:
+            conn = connection(self.query(document, {**variables, "after": after})) or {}
+            nodes = [edge["node"] for edge in conn.get("edges") or ()]
+            info = conn.get("pageInfo") or {}
+            cursor = info.get("endCursor")
+            yield nodes, cursor
+            if not info.get("hasNextPage"):
+                return
+            if not cursor or cursor == after:
+                raise PlatformError(
+                    f"shop {self.shop.name}: pagination loop detected (cursor {cursor!r} repeated)"
+                )
+            after = cursor
+
+    # -- Connector -------------------------------------------------------------------------
+
+    def check(self) -> ShopFacts:
+        """Shop name, currency, time zone and granted scopes; warns if old orders are hidden."""
+        data = self.query(SHOP)
+        shop = data["shop"]
+        installation = data.get("currentAppInstallation") or {}
+        scopes = tuple(s["handle"] for s in installation.get("accessScopes") or ())
+        warnings = ()
+        if READ_ALL_ORDERS not in scopes:
+            warnings = (
+                f"the app lacks the {READ_ALL_ORDERS} access scope: Shopify shows it only "
+                "the last 60 days of orders, so older orders are missing from the store",
+            )
+        return ShopFacts(
+            name=shop["name"],
+            currency=shop["currencyCode"],
+            timezone=shop["ianaTimezone"],
+            domain=shop.get("myshopifyDomain"),
+            scopes=scopes,
+            warnings=warnings,
+        )
+
+    def customers(self, since: datetime | None) -> Iterator[Page[CustomerRecord]]:
+        """Customers updated at or after `since`, oldest-updated first (bulk if a large first
+        sync)."""
+        if since is None and self._bulk_wanted("customersCount"):
+            yield from self._bulk.customers()
+            return
+        variables = {"first": CUSTOMERS_PAGE, "query": updated_since(since and _iso(since))}
+        for nodes, cursor in self._paginate(CUSTOMERS, variables, lambda d: d.get("customers")):
+            records = [customer_record(n) for n in nodes]
+            if records:
+                yield Page(records, high_water_mark=records[-1].updated_at, cursor=cursor)
+
+    def orders(self, since: datetime | None) -> Iterator[Page[OrderRecord]]:
+        """Orders (with every line) updated at or after `since`, oldest-updated first."""
+        if since is None and self._bulk_wanted("ordersCount"):
+            yield from self._bulk.orders()
+            return
+        variables = {
+            "first": ORDERS_PAGE,
+            "lines": LINES_PER_ORDER,
+            "query": updated_since(since and _iso(since)),
+        }
+        for nodes, cursor in self._paginate(ORDERS, variables, lambda d: d.get("orders")):
+            records = [order_record(n, self._all_lines(n)) for n in nodes]
+            if records:
+                yield Page(records, high_water_mark=records[-1].updated_at, cursor=cursor)
+
+    def _all_lines(self, order: dict[str, Any]) -> list[dict[str, Any]]:
+        """The order's lines, paging past the ones that came with it."""
+        first = order.get("lineItems") or {}
+        lines = [edge["node"] for edge in first.get("edges") or ()]
+        info = first.get("pageInfo") or {}
+        if not info.get("hasNextPage"):
+            return lines
+        variables = {"id": order["id"], "first": LINES_PAGE}
+        pages = self._paginate(
+            ORDER_LINES, variables, lambda d: (d.get("order") or {}).get("lineItems")
+        )
+        # restart from the top rather than trust the nested cursor across queries
+        return [node for nodes, _ in pages for node in nodes]
+
+    def _bulk_wanted(self, count_field: str) -> bool:
+        if self._counts is None:
+            self._counts = self.query(COUNTS, {"limit": self._bulk_threshold + 1, "query": None})
+        count = (self._counts.get(count_field) or {}).get("count")
+        return isinstance(count, int) and count > self._bulk_threshold
+
+    def apply(self, changes: Sequence[TagChange]) -> Iterator[TagResult]:
+        """Add and remove the given managed tags, many customers per request.
+
+        Only the tags named in each change are sent; `tagsAdd`/`tagsRemove` leave every
+        other tag of the customer as it is on Shopify now, even if it changed since our pull.
+        A customer that fails (deleted, invalid) gets `ok=False` and the rest continue.
+
+        Raises:
+            AuthError: credentials refused (nothing more can be done for this shop).
+            TransientError: the platform stayed unavailable through the retries.
+        """
+        batch: list[TagChange] = []
+        size = 0
+        for change in changes:
+            ops = bool(change.add) + bool(change.remove)
+            if ops == 0:
+                yield TagResult(change.customer_platform_id, ok=True)
+                continue
+            if size + ops > MUTATIONS_PER_DOCUMENT:
+                yield from self._apply_batch(batch)
+                batch, size = [], 0
+            batch.append(change)
+            size += ops
+        if batch:
+            yield from self._apply_batch(batch)
+
+    def _apply_batch(self, batch: list[TagChange]) -> Iterator[TagResult]:
+        ops: list[tuple[str, str]] = []
+        variables: dict[str, Any] = {}
+        owners: dict[str, int] = {}
+        for i, change in enumerate(batch):
+            for suffix, field, tags in (
+                ("a", "tagsAdd", change.add),
+                ("r", "tagsRemove", change.remove),
+            ):
+                if tags:
+                    alias = f"c{i}{suffix}"
+                    ops.append((alias, field))
+                    owners[alias] = i
+                    variables[f"{alias}_id"] = change.customer_platform_id
+                    variables[f"{alias}_tags"] = sorted(tags)
+        try:
+            result = self.execute(tags_document(ops), variables)
+        except (AuthError, TransientError):
+            raise
+        except PlatformError as exc:
+            for change in batch:
+                yield TagResult(change.customer_platform_id, ok=False, error=str(exc))
+            return
+        problems: dict[int, list[str]] = {}
+        for error in result.errors:
+            path = error.get("path") or []
+            if path and path[0] in owners:
+                problems.setdefault(owners[path[0]], []).append(str(error.get("message")))
+        for alias, index in owners.items():
+            outcome = result.data.get(alias)
+            if outcome is None:
+                problems.setdefault(index, []).append("not applied")
+                continue
+            for user_error in outcome.get("userErrors") or ():
+                problems.setdefault(index, []).append(str(user_error.get("message")))
+            if outcome.get("node") is None and not outcome.get("userErrors"):
+                problems.setdefault(index, []).append("customer not found")
+        for i, change in enumerate(batch):
+            errors = problems.get(i)
+            yield TagResult(
+                change.customer_platform_id,
+                ok=errors is None,
+                error=None if errors is None else "; ".join(dict.fromkeys(errors)),
+            )

@@ -1,0 +1,106 @@
+"""Pacing for Shopify's leaky bucket of query-cost points.
+
+Every GraphQL response reports `extensions.cost.throttleStatus` (bucket size, points left,
+restore rate). Before the next query we project the bucket forward to now and, if the query's
+requested cost is more than it holds, sleep exactly long enough for it to refill, so queries
+are never THROTTLED. Nothing about the bucket is hard-coded: until the first response the
+pacer does not wait.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import requests
+
+_SAFETY_S = 0.02  # absorbs clock granularity between our projection and the platform's
+
+
+@dataclass(frozen=True, slots=True)
+class Bucket:
+    maximum: float
+    available: float
+    restore_rate: float
+    seen_at: float  # monotonic seconds when `available` was reported
+
+
+def parse_cost(extensions: Any, now: float) -> tuple[float | None, Bucket | None]:
+    """(requested cost, bucket as of `now`) from a response's `extensions`, or Nones."""
+    cost = extensions.get("cost") if isinstance(extensions, Mapping) else None
+    if not isinstance(cost, Mapping):
+        return None, None
+    requested = cost.get("requestedQueryCost")
+    status = cost.get("throttleStatus")
+    bucket = None
+    if isinstance(status, Mapping):
+        try:
+            bucket = Bucket(
+                maximum=float(status["maximumAvailable"]),
+                available=float(status["currentlyAvailable"]),
+                restore_rate=float(status["restoreRate"]),
+                seen_at=now,
+            )
+        except (KeyError, TypeError, ValueError):
+            bucket = None
+    return (float(requested) if isinstance(requested, int | float) else None), bucket
+
+
+class ThrottlePacer:
+    """A `Pacer` for Shopify: `expect(cost)` before a query, `observe(extensions)` after.
+
+    Args:
+        sleep: injectable for tests.
+        clock: monotonic seconds, injectable for tests.
+    """
+
+    def __init__(
+        self,
+        *,
+        sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._sleep = sleep
+        self._clock = clock
+        self._bucket: Bucket | None = None
+        self._next_cost = 0.0
+        self.waited_s = 0.0
+
+    def expect(self, cost: float) -> None:
+        """The requested cost of the query about to be sent."""
+        self._next_cost = cost
+
+    def available_now(self) -> float | None:
+        """Points the bucket holds now, projected from the last report."""
+        b = self._bucket
+        if b is None:
+            return None
+        return min(b.maximum, b.available + (self._clock() - b.seen_at) * b.restore_rate)
+
+    def wait_for(self, cost: float) -> float:
+        """Seconds until the bucket holds `cost` points (0 when it does, or is unknown)."""
+        available = self.available_now()
+        if available is None or self._bucket is None or self._bucket.restore_rate <= 0:
+            return 0.0
+        cost = min(cost, self._bucket.maximum)
+        return max(0.0, (cost - available) / self._bucket.restore_rate)
+
+    def before_request(self) -> None:
+        wait = self.wait_for(self._next_cost)
+        self._next_cost = 0.0
+        if wait > 0:
+            wait += _SAFETY_S
+            self.waited_s += wait
+            self._sleep(wait)
+
+    def after_response(self, response: requests.Response) -> None:
+        """Nothing to learn from headers: Shopify reports the bucket in the JSON body."""
+
+    def observe(self, extensions: Any) -> float | None:
+        """Learn the bucket from a response's `extensions`; returns its requested cost."""
+        requested, bucket = parse_cost(extensions, self._clock())
+        if bucket is not None:
+            self._bucket = bucket
+        return requested
