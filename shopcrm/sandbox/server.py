@@ -223,6 +223,9 @@ class SandboxServer:
 
         class _Request(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+            # headers and body go out as two writes: without this, Nagle holds the body back
+            # until the client's delayed ACK (~40 ms per keep-alive request)
+            disable_nagle_algorithm = True
 
             def log_message(self, format: str, *args: Any) -> None:
                 log.debug("%s: " + format, server.name, *args)
