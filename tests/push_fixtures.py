@@ -12,6 +12,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import delete, select
@@ -53,6 +54,7 @@ class FakePlatform:
     fail_all: bool = False  # every request fails like a 500
     crash_after_writes: int | None = None  # raise after this many writes (a crash)
     page_delay_s: float = 0.0
+    gate: Path | None = None  # after the first page, wait until this file exists
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def tags(self) -> dict[str, list[str]]:
@@ -147,6 +149,8 @@ class FakeConnector:
         for start in range(0, max(1, len(records)), self.page_size):
             self._request()
             time.sleep(self.platform.page_delay_s)
+            while start and self.platform.gate is not None and not self.platform.gate.exists():
+                time.sleep(0.02)
             chunk = records[start : start + self.page_size]
             yield Page(chunk, chunk[-1].updated_at if chunk else None)
 
@@ -239,3 +243,34 @@ def spend_segments(
                 if pid.startswith("c")
             }
         assign_segments(store, shop.name, members)
+
+
+def slow_run_main() -> None:
+    """`python -c` entry for the lock tests: a run of shop "fake" (argv: db url, gate file).
+
+    The run holds its lock from its first page until the gate file exists.
+    """
+    import sys
+
+    from shopcrm.errors import exit_code_for
+    from shopcrm.store.db import open_store
+    from shopcrm.sync.run import raise_for_results, run_shops
+
+    url, gate = sys.argv[1], Path(sys.argv[2])
+    platform = make_platform(customers=20)
+    platform.gate = gate
+    store = open_store(url)
+    config = fake_config(url)
+    results = run_shops(
+        store,
+        config,
+        "fake",
+        force=True,
+        connectors=lambda shop, cfg: FakeConnector(platform),
+        enrich=spend_segments,
+    )
+    try:
+        raise_for_results(results)
+    except Exception as exc:
+        print(exc, file=sys.stderr)
+        sys.exit(exit_code_for(exc))

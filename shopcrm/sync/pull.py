@@ -59,7 +59,8 @@ class PullResult:
     run_id: int | None = None
 
 
-def _start_run(store: Store, shop_id: int, kind: str, now: datetime) -> int:
+def start_run(store: Store, shop_id: int, kind: str, now: datetime) -> int:
+    """Open a sync_run row (outcome "running") and return its id."""
     with store.session() as session:
         run = SyncRun(shop_id=shop_id, kind=kind, started_at=now, outcome="running")
         session.add(run)
@@ -118,7 +119,7 @@ def pull_shop(
     started = now()
     with store.session() as session:
         shop_id = ensure_shop(session, shop.name, shop.platform, now=started)
-    run_id = _start_run(store, shop_id, run_kind, started)
+    run_id = start_run(store, shop_id, run_kind, started)
     result.run_id = run_id
     progress = progress or LogProgress()
     overlap: timedelta = config.defaults.sync.overlap_window

@@ -1,0 +1,180 @@
+"""Run: pull -> enrich -> push per shop, isolated, under a per-shop lock that never sticks."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+
+from shopcrm.errors import LockHeld, RunFailed
+from shopcrm.store.db import Store
+from shopcrm.store.models import SyncRun
+from shopcrm.sync.lock import shop_lock
+from shopcrm.sync.run import raise_for_results, run_shops
+from tests.push_fixtures import (
+    FakeConnector,
+    FakePlatform,
+    fake_config,
+    make_platform,
+    spend_segments,
+)
+
+ROOT = Path(__file__).resolve().parents[1]
+MERCHANT = {2: ["vip", "crm-friend"], 12: ["at-risk"]}
+
+
+def url_of(store: Store) -> str:
+    return store.engine.url.render_as_string(hide_password=False)
+
+
+def run(store: Store, config, platforms: dict[str, FakePlatform], **kw):
+    return run_shops(
+        store,
+        config,
+        connectors=lambda shop, cfg: FakeConnector(platforms[shop.name]),
+        enrich=spend_segments,
+        **kw,
+    )
+
+
+def wanted(i: int) -> list[str]:
+    managed = [f"crm:{s}" for s, hit in (("even", i % 2 == 0), ("big", i > 10)) if hit]
+    return sorted(MERCHANT.get(i, []) + managed)
+
+
+def runs(store: Store) -> list[tuple[str, str, str | None]]:
+    with store.session() as session:
+        return [
+            (r.kind, r.outcome, r.error)
+            for r in session.execute(select(SyncRun).order_by(SyncRun.id)).scalars()
+        ]
+
+
+def test_run_tags_every_customer_and_a_second_run_writes_nothing(store: Store) -> None:
+    platforms = {n: make_platform(20, MERCHANT) for n in ("a", "b")}
+    config = fake_config(url_of(store), ["a", "b"])
+    results = run(store, config, platforms, force=True)
+    assert [(r.shop, r.ok) for r in results] == [("a", True), ("b", True)]
+    for platform in platforms.values():
+        assert platform.tags() == {f"c{i}": wanted(i) for i in range(1, 21)}
+    writes = {n: p.writes for n, p in platforms.items()}
+    again = run(store, config, platforms)
+    assert all(r.ok for r in again)
+    assert {n: p.writes for n, p in platforms.items()} == writes
+    raise_for_results(again)
+    assert [k for k, _, _ in runs(store)].count("run") == 4
+
+
+def test_a_failing_shop_is_recorded_and_the_others_run(store: Store) -> None:
+    platforms = {n: make_platform(10) for n in ("a", "down", "c")}
+    platforms["down"].fail_all = True
+    config = fake_config(url_of(store), ["a", "down", "c"])
+    results = run(store, config, platforms, force=True)
+    assert [r.ok for r in results] == [True, False, True]
+    assert results[1].step == "pull"
+    assert platforms["c"].writes > 0
+    failed = {k: e for k, o, e in runs(store) if o == "failed"}
+    assert failed == {
+        "sync": "HTTP 500 from the fake platform",
+        "run": "pull failed: HTTP 500 from the fake platform",
+    }
+    with pytest.raises(RunFailed, match="down"):
+        raise_for_results(results)
+
+
+def test_run_refuses_a_push_over_the_limit_without_force(store: Store) -> None:
+    platforms = {"fake": make_platform(20)}
+    config = fake_config(url_of(store))
+    [result] = run(store, config, platforms)
+    assert not result.ok
+    assert result.step == "push"
+    assert "--force" in result.error
+    assert platforms["fake"].writes == 0
+
+
+def test_a_locked_shop_is_skipped_and_reported_as_temporary(store: Store) -> None:
+    platforms = {n: make_platform(5) for n in ("a", "b")}
+    config = fake_config(url_of(store), ["a", "b"])
+    with shop_lock(store, "a"):
+        results = run(store, config, platforms, force=True)
+        assert results[0].duration_s < 1  # refused at once, not waited for
+    assert [(r.locked, r.ok) for r in results] == [(True, False), (False, True)]
+    assert platforms["a"].reads == 0
+    with pytest.raises(LockHeld, match="shop a is already being run"):
+        raise_for_results(results)
+    assert ("run", "locked") in [(k, o) for k, o, _ in runs(store)]
+    assert run(store, config, platforms, force=True)[0].ok  # released on exit
+
+
+def test_a_stop_request_ends_the_run_after_a_committed_page(store: Store) -> None:
+    platforms = {n: make_platform(20) for n in ("a", "b")}
+    platforms["a"].page_delay_s = 0.05
+    config = fake_config(url_of(store), ["a", "b"])
+    stop = threading.Event()
+    threading.Timer(0.08, stop.set).start()
+    results = run(store, config, platforms, force=True, stop=stop)
+    assert len(results) == 1  # shop b never started
+    assert "stopped on request" in results[0].error
+    assert platforms["a"].writes == 0
+    resumed = run(store, config, platforms, force=True)
+    assert all(r.ok for r in resumed)
+
+
+def _run_process(store: Store, gate: Path) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "from tests.push_fixtures import slow_run_main; slow_run_main()",
+            url_of(store),
+            str(gate),
+        ],
+        cwd=ROOT,
+        stderr=subprocess.PIPE,
+    )
+
+
+def _wait_running(store: Store, proc: subprocess.Popen[bytes]) -> None:
+    """Until the process holds the lock and has stored a page."""
+    deadline = time.monotonic() + 30
+    while ("sync", "running") not in [(k, o) for k, o, _ in runs(store)]:
+        assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+
+
+def test_two_processes_on_one_shop_one_exits_75_at_once(store: Store, tmp_path: Path) -> None:
+    gate = tmp_path / "gate"
+    first = _run_process(store, gate)
+    _wait_running(store, first)
+    started = time.monotonic()
+    second = _run_process(store, gate)
+    _, err = second.communicate(timeout=30)
+    took = time.monotonic() - started
+    assert second.returncode == 75, err
+    assert b"shop fake is already being run by another shopcrm process" in err
+    assert took < 10  # interpreter start and imports; the lock is tried once, never waited for
+    gate.touch()
+    assert first.wait(timeout=30) == 0
+
+
+def test_a_killed_run_leaves_no_stuck_lock(store: Store, tmp_path: Path) -> None:
+    proc = _run_process(store, tmp_path / "never")
+    _wait_running(store, proc)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait(timeout=10)
+    platforms = {"fake": make_platform(20)}
+    config = fake_config(url_of(store))
+    deadline = time.monotonic() + 5
+    [result] = run(store, config, platforms, force=True)
+    while result.locked and time.monotonic() < deadline:  # PostgreSQL notices the dead backend
+        time.sleep(0.1)
+        [result] = run(store, config, platforms, force=True)
+    assert result.ok, result.error
