@@ -152,6 +152,13 @@ def sync(
     full: Annotated[
         bool, typer.Option("--full", help="Re-read everything and mark records gone upstream.")
     ] = False,
+    skip_invalid: Annotated[
+        bool,
+        typer.Option(
+            "--skip-invalid",
+            help="CSV shops: import the valid rows; write bad ones to <file>.rejects.csv.",
+        ),
+    ] = False,
 ) -> None:
     """Pull customers and orders from the shops into the store (incremental by default)."""
     from shopcrm.errors import RunFailed
@@ -160,6 +167,10 @@ def sync(
 
     cfg = state(ctx).config
     cfg.selected(shop)
+    if skip_invalid:
+        from shopcrm.connectors.csv_import import skip_invalid_rows
+
+        cfg = skip_invalid_rows(cfg)
     store = _open_store(ctx)
     try:
         if progress.on_terminal():

@@ -11,6 +11,7 @@ every resolved secret is registered with the log redactor as a second line of de
 
 from __future__ import annotations
 
+import codecs
 import logging
 import os
 import re
@@ -32,6 +33,7 @@ from pydantic import (
 )
 from sqlalchemy.engine import make_url
 
+from shopcrm.connectors.csv_columns import COLUMNS
 from shopcrm.errors import ConfigError, UsageError
 from shopcrm.log import register_secret
 
@@ -199,6 +201,7 @@ class CsvShop(_ShopBase):
     date_format: str | None = None  # strftime format; ISO 8601 when absent
     encoding: str = "utf-8-sig"
     columns: dict[str, str] = {}  # our column name -> the export's header
+    skip_invalid: bool = False  # import the valid rows, write the bad ones to <file>.rejects.csv
 
     @field_validator("timezone")
     @classmethod
@@ -207,6 +210,28 @@ class CsvShop(_ShopBase):
             ZoneInfo(value)
         except (ZoneInfoNotFoundError, ValueError) as exc:
             raise ValueError(f"unknown time zone {value!r}") from exc
+        return value
+
+    @field_validator("encoding")
+    @classmethod
+    def _encoding(cls, value: str) -> str:
+        try:
+            codecs.lookup(value)
+        except LookupError as exc:
+            raise ValueError(f"unknown encoding {value!r}") from exc
+        return value
+
+    @field_validator("columns")
+    @classmethod
+    def _columns(cls, value: dict[str, str]) -> dict[str, str]:
+        for ours, theirs in value.items():
+            if ours not in COLUMNS:
+                raise ValueError(f"unknown column {ours!r} (known: {', '.join(COLUMNS)})")
+            if not theirs.strip():
+                raise ValueError(f"{ours}: the export's header name is empty")
+        headers = [h.strip().casefold() for h in value.values()]
+        if len(set(headers)) != len(headers):
+            raise ValueError("two columns are mapped to the same header")
         return value
 
 
