@@ -274,3 +274,27 @@ def slow_run_main() -> None:
     except Exception as exc:
         print(exc, file=sys.stderr)
         sys.exit(exit_code_for(exc))
+
+
+def schedule_main() -> None:
+    """`python -c` entry for the SIGTERM test: serve shop "fake" every second (argv: db url)."""
+    import sys
+
+    from apscheduler.triggers.interval import IntervalTrigger
+
+    from shopcrm.log import setup_logging
+    from shopcrm.store.db import open_store
+    from shopcrm.sync.scheduler import serve
+
+    setup_logging("info")
+    platform = make_platform(customers=20)
+    platform.page_delay_s = 0.4
+    store = open_store(sys.argv[1])
+    serve(
+        store,
+        fake_config(sys.argv[1]),
+        force=True,
+        triggers=lambda config, shop: IntervalTrigger(seconds=1, timezone=UTC),
+        connectors=lambda shop, cfg: FakeConnector(platform),
+        enrich=spend_segments,
+    )
