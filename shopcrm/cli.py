@@ -192,6 +192,41 @@ def sync(
         raise RunFailed(f"sync failed for {len(failed)} shop(s): {', '.join(failed)}")
 
 
+@sandbox_app.command("woocommerce")
+def sandbox_woocommerce(
+    port: Annotated[int, typer.Option(help="Port on 127.0.0.1 (0 picks a free one).")] = 8702,
+    customers: Annotated[int, typer.Option(min=0, help="How many customers to seed.")] = 1000,
+    seed: Annotated[int, typer.Option(help="Seed of the generated data.")] = 42,
+    currency: Annotated[str, typer.Option(help="The store's currency.")] = "USD",
+    timezone: Annotated[str, typer.Option(help="The store's time zone.")] = "America/New_York",
+    consumer_key: Annotated[
+        str | None, typer.Option(envvar="SHOPCRM_SANDBOX_WOO_KEY", help="API key (random).")
+    ] = None,
+    consumer_secret: Annotated[
+        str | None,
+        typer.Option(
+            envvar="SHOPCRM_SANDBOX_WOO_SECRET", help="API secret (random).", show_default=False
+        ),
+    ] = None,
+) -> None:
+    """Serve a seeded WooCommerce store (REST wc/v3, OAuth 1.0a over http) until Ctrl-C."""
+    from shopcrm.sandbox.seed import generate
+    from shopcrm.sandbox.woocommerce import WooCommerceSandbox, banner
+
+    dataset = generate(customers=customers, seed=seed, currency=currency, timezone=timezone)
+    sandbox = WooCommerceSandbox(
+        dataset, port=port, consumer_key=consumer_key, consumer_secret=consumer_secret
+    )
+    out.print(banner(sandbox, "woo-sandbox"), markup=False)
+    sys.stdout.flush()
+    try:
+        sandbox.server.serve_forever()
+    except KeyboardInterrupt:
+        out.print("stopped", markup=False)
+    finally:
+        sandbox.stop()
+
+
 def main() -> None:
     """Console-script entry point."""
     try:
