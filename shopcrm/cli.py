@@ -227,6 +227,152 @@ def sandbox_woocommerce(
         sandbox.stop()
 
 
+DryRunOption = Annotated[
+    bool, typer.Option("--dry-run", help="Print the plan; change nothing on the platform.")
+]
+ForceOption = Annotated[
+    bool,
+    typer.Option(
+        "--force", help="Go past the safety limit (push.max_change_share); a first push needs it."
+    ),
+]
+
+
+def _print_push(result: Any) -> None:
+    """One shop's push: a line of totals and a per-segment table of the plan."""
+    from rich.table import Table
+
+    if result.plan is None:
+        out.print(f"{result.shop}: push not done: {result.error}", markup=False)
+        return
+    plan = result.plan
+    mode = "would change" if result.dry_run else "changed"
+    done = plan.customers_changed if result.dry_run else result.applied
+    line = (
+        f"{result.shop}: {mode} {done} of {plan.customers_total} customers "
+        f"({plan.change_share:.0%}); {plan.guests_not_taggable} guest buyer(s) without an "
+        "account cannot be tagged"
+    )
+    if not result.taggable:
+        line = f"{result.shop}: this platform cannot be tagged; nothing pushed"
+    elif result.failed:
+        line += f"; {result.failed} failed (see push_log)"
+    out.print(line, markup=False)
+    if plan.changes:
+        table = Table("segment (tag)", "adds", "removes", "customers", title=None)
+        for segment, seg in plan.by_segment.items():
+            table.add_row(
+                plan.prefix + segment, str(seg.adds), str(seg.removes), str(seg.customers)
+            )
+        out.print(table)
+
+
+@app.command()
+def push(
+    ctx: typer.Context,
+    shop: ShopOption = None,
+    dry_run: DryRunOption = False,
+    force: ForceOption = False,
+) -> None:
+    """Send segment tags to the shops: only the difference, only tags with the prefix."""
+    from shopcrm.errors import PushRefused, RunFailed
+    from shopcrm.sync.push import push_shops
+
+    cfg = state(ctx).config
+    cfg.selected(shop)
+    store = _open_store(ctx)
+    try:
+        results = push_shops(store, cfg, shop, dry_run=dry_run, force=force)
+    finally:
+        store.close()
+    for result in results:
+        _print_push(result)
+    refused = [r.error for r in results if r.refused]
+    if refused:
+        raise PushRefused("\n".join(e for e in refused if e))
+    failed = [f"{r.shop} ({r.error})" for r in results if r.error]
+    if failed:
+        raise RunFailed(f"push failed for {len(failed)} shop(s): {', '.join(failed)}")
+
+
+@app.command()
+def untag(
+    ctx: typer.Context,
+    shop: Annotated[str, typer.Option(help="The shop to untag.")],
+    dry_run: DryRunOption = False,
+) -> None:
+    """Remove every shopcrm-managed tag from a shop; all other tags stay as they are."""
+    from shopcrm.sync.push import push_shop
+
+    cfg = state(ctx).config
+    target = cfg.shop(shop)
+    store = _open_store(ctx)
+    try:
+        result = push_shop(store, cfg, target, untag=True, dry_run=dry_run)
+    finally:
+        store.close()
+    _print_push(result)
+
+
+@app.command()
+def run(
+    ctx: typer.Context,
+    shop: ShopOption = None,
+    dry_run: DryRunOption = False,
+    force: ForceOption = False,
+) -> None:
+    """Pull, enrich and push each shop once (the command for cron); exit 75 if a shop is locked."""
+    from shopcrm.sync import progress
+    from shopcrm.sync.run import raise_for_results, run_shops
+
+    cfg = state(ctx).config
+    cfg.selected(shop)
+    store = _open_store(ctx)
+    try:
+        if progress.on_terminal():
+            with progress.BarProgress() as bar:
+                results = run_shops(store, cfg, shop, force=force, dry_run=dry_run, progress=bar)
+        else:
+            results = run_shops(store, cfg, shop, force=force, dry_run=dry_run)
+    finally:
+        store.close()
+    for result in results:
+        if result.push is not None:
+            _print_push(result.push)
+        status = "ok" if result.ok else ("LOCKED" if result.locked else f"FAILED: {result.error}")
+        out.print(f"{result.shop}: run {status} ({result.duration_s:.1f}s)", markup=False)
+    raise_for_results(results)
+
+
+@app.command()
+def schedule(ctx: typer.Context, shop: ShopOption = None) -> None:
+    """Run each enabled shop on its schedule until SIGINT/SIGTERM (foreground, for systemd)."""
+    from shopcrm.sync.scheduler import serve
+
+    cfg = state(ctx).config
+    store = _open_store(ctx)
+    try:
+        serve(store, cfg, shop)
+    finally:
+        store.close()
+
+
+@app.command()
+def demo(
+    keep: Annotated[
+        Path | None,
+        typer.Option(help="Keep the demo's config, store and exports in this folder."),
+    ] = None,
+    customers: Annotated[
+        int, typer.Option(min=20, max=20_000, help="Customers per sandbox shop.")
+    ] = 500,
+) -> None:
+    """Run the whole job (pull, enrich, push) on local sandbox shops: no account, no network."""
+    from shopcrm.demo import run_demo
+
+    run_demo(out, keep=keep, customers=customers)
+
+
 def main() -> None:
     """Console-script entry point."""
     try:
