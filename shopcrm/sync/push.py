@@ -21,6 +21,7 @@ from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Any
 
 from sqlalchemy import distinct, func, select
 from sqlmodel import Session
@@ -101,6 +102,7 @@ class PushResult:
     tags_added: int = 0
     tags_removed: int = 0
     error: str | None = None
+    refused: bool = False
 
 
 def managed(tags: Iterable[str], prefix: str) -> frozenset[str]:
@@ -339,3 +341,31 @@ def _count(
             result.tags_removed += len(planned.change.remove)
         else:
             result.failed += 1
+
+
+def push_shops(
+    store: Store, config: AppConfig, shop_name: str | None = None, **options: Any
+) -> list[PushResult]:
+    """Push every selected shop; one refused or failing never stops the others.
+
+    Args:
+        store: the open store.
+        config: the app config.
+        shop_name: only this shop (default: every enabled shop).
+        **options: passed to `push_shop` (dry_run, force, untag).
+
+    Returns:
+        One result per shop; `error` (and `refused`) tell what went wrong.
+    """
+    results = []
+    for shop in config.selected(shop_name):
+        try:
+            results.append(push_shop(store, config, shop, **options))
+        except ShopcrmError as exc:
+            log.error("shop %s: push failed: %s", shop.name, exc, extra={"shop": shop.name})
+            results.append(
+                PushResult(
+                    shop=shop.name, error=redact(str(exc)), refused=isinstance(exc, PushRefused)
+                )
+            )
+    return results

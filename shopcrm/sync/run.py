@@ -12,7 +12,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from shopcrm.config import AppConfig, ShopConfig
@@ -47,10 +47,10 @@ class ShopRunResult:
     step: str = ""  # the step that failed: pull, enrich or push
     error: str | None = None
     pull: PullResult | None = None
+    enrich: Any = None  # what the enrich step returned (an EnrichReport)
     push: PushResult | None = None
     duration_s: float = 0.0
     run_id: int | None = None
-    details: dict[str, Any] = field(default_factory=dict)
 
 
 class _StopAfterPage:
@@ -94,7 +94,7 @@ def _steps(
     if not result.pull.ok:
         raise RunFailed(result.pull.error or "see the sync row")
     result.step = "enrich"
-    enrich(store, config, shop_name=shop.name)
+    result.enrich = enrich(store, config, shop_name=shop.name)
     result.step = "push"
     result.push = push_shop(
         store, config, shop, connector=connector, force=force, dry_run=dry_run, run_id=result.run_id
