@@ -286,8 +286,10 @@ def test_skip_invalid_imports_good_orders_and_writes_the_rejects_beside_the_file
     path = write_export(tmp_path / "bad.csv", BAD_ROWS)
 
     orders = orders_of(path, skip_invalid=True)
+    customers = customers_of(path, skip_invalid=True)
 
     assert [o.platform_id for o in orders] == ["11"]
+    assert customers == [CustomerRecord("C4", UTC_AT, "c4@example.test")]
     with (tmp_path / "bad.rejects.csv").open(encoding="utf-8-sig", newline="") as handle:
         rejects = list(csv.reader(handle))
     assert rejects[0] == [*HEADER.split(","), "line", "reason"]
@@ -313,6 +315,7 @@ def test_skip_invalid_rejects_every_row_of_a_split_order(tmp_path: Path) -> None
     )
 
     assert [o.platform_id for o in orders_of(path, skip_invalid=True)] == ["2"]
+    assert [c.platform_id for c in customers_of(path, skip_invalid=True)] == ["C2"]
     rejects = (tmp_path / "split.rejects.csv").read_text(encoding="utf-8-sig").splitlines()
     assert [row.split(",")[-2] for row in rejects[1:]] == ["2", "4"]
 

@@ -34,6 +34,8 @@ ORDER_COLUMNS = (
     "refunded",
     "status",
 )
+# ... the columns a customer record is made of ...
+CUSTOMER_COLUMNS = ("customer_id", "email", "first_name", "last_name")
 # ... and the columns of one order line.
 LINE_COLUMNS = ("sku", "quantity", "unit_price")
 

@@ -30,7 +30,7 @@ from shopcrm.connectors.base import (
     TagResult,
 )
 from shopcrm.connectors.csv_columns import MAX_LISTED_ERRORS, PAGE_SIZE, REJECTS_SUFFIX
-from shopcrm.connectors.csv_rows import ExportFile, FileRejected, Group
+from shopcrm.connectors.csv_rows import ExportFile, FileRejected
 from shopcrm.connectors.csv_validate import Validation, rejects_path, validate, write_rejects
 from shopcrm.errors import InputError
 
@@ -107,7 +107,7 @@ class CsvConnector:
         Raises:
             InputError: a file has bad rows (and skip_invalid is off) or cannot be read.
         """
-        return self._pages(since, lambda group: group.customer)
+        return self._pages(since, self._customers_of)
 
     def orders(self, since: datetime | None) -> Iterator[Page[OrderRecord]]:
         """Orders of every file changed at or after `since`, in file then row order.
@@ -115,7 +115,7 @@ class CsvConnector:
         Raises:
             InputError: a file has bad rows (and skip_invalid is off) or cannot be read.
         """
-        return self._pages(since, lambda group: group.order)
+        return self._pages(since, self._orders_of)
 
     def apply(self, changes: Sequence[TagChange]) -> Iterator[TagResult]:
         """A CSV export cannot be tagged: every change fails (push skips csv shops)."""
@@ -123,20 +123,39 @@ class CsvConnector:
             yield TagResult(change.customer_platform_id, ok=False, error=NO_TAGS)
 
     def _pages(
-        self, since: datetime | None, pick: Callable[[Group], R | None]
+        self,
+        since: datetime | None,
+        records: Callable[[ExportFile, Validation], Iterator[tuple[int, R]]],
     ) -> Iterator[Page[R]]:
-        """Pages of the picked records, file by file; within a file the last row of an id wins."""
+        """Pages of records, file by file; within a file the last row of an id wins."""
         for source, export, validation in self._exports(since):
             batch: dict[str, R] = {}
-            for group in self._valid_groups(export, validation):
-                record = pick(group)
-                if record is not None:
+            try:
+                for line, record in records(export, validation):
                     batch[record.platform_id] = record
-                if len(batch) >= PAGE_SIZE:
-                    yield Page(list(batch.values()), cursor=f"{source.path.name}:{group.lines[-1]}")
-                    batch = {}
+                    if len(batch) >= PAGE_SIZE:
+                        yield Page(list(batch.values()), cursor=f"{source.path.name}:{line}")
+                        batch = {}
+            except FileRejected as exc:
+                raise InputError(f"shop {self.shop.name}: {export.path}: {exc}") from None
             if batch:
                 yield Page(list(batch.values()), cursor=source.path.name)
+
+    @staticmethod
+    def _customers_of(
+        export: ExportFile, validation: Validation
+    ) -> Iterator[tuple[int, CustomerRecord]]:
+        return export.customers(validation.rejected, validation.scattered)
+
+    @staticmethod
+    def _orders_of(export: ExportFile, validation: Validation) -> Iterator[tuple[int, OrderRecord]]:
+        for group in export.groups():
+            if validation.rejects(group):
+                if validation.ok:
+                    raise FileRejected("a row changed after validation; sync again")
+                continue
+            if group.order is not None:
+                yield group.lines[-1], group.order
 
     def _files(self, since: datetime | None) -> list[SourceFile]:
         path = self.shop.path
@@ -180,7 +199,7 @@ class CsvConnector:
         held = self._validated.get(source.path)
         if held is not None and held[0] == source.version:
             return export, held[1]
-        validation = validate(export)
+        validation = validate(export, keep_rejected=self.shop.skip_invalid)
         self._validated[source.path] = (source.version, validation)
         self._report(export, validation)
         return export, validation
@@ -208,17 +227,6 @@ class CsvConnector:
                 rejects_path(export.path),
                 extra={"shop": shop},
             )
-
-    def _valid_groups(self, export: ExportFile, validation: Validation) -> Iterator[Group]:
-        try:
-            for group in export.groups():
-                if validation.rejects(group):
-                    if validation.ok:
-                        raise FileRejected("a row changed after validation")
-                    continue
-                yield group
-        except FileRejected as exc:
-            raise InputError(f"shop {self.shop.name}: {export.path}: {exc}") from None
 
     def _refusal(self, refused: list[Validation]) -> InputError:
         listed = [message for v in refused for message in v.messages()][:MAX_LISTED_ERRORS]

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import codecs
 import csv
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Container, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
@@ -21,7 +21,9 @@ from shopcrm.connectors.base import CustomerRecord, OrderLineRecord, OrderRecord
 from shopcrm.connectors.csv_columns import (
     CANCELLED_STATUSES,
     COLUMNS,
+    CUSTOMER_COLUMNS,
     LINE_COLUMNS,
+    MAX_LENGTH,
     ORDER_COLUMNS,
     REQUIRED,
 )
@@ -55,7 +57,6 @@ class Group:
     issues: list[Issue] = field(default_factory=list)
     duplicates: list[tuple[int, int]] = field(default_factory=list)  # (line, repeats line)
     order: OrderRecord | None = None
-    customer: CustomerRecord | None = None
 
 
 class ExportFile:
@@ -67,6 +68,7 @@ class ExportFile:
         self.updated_at = updated_at
         self.header: list[str] = []
         self._index: dict[str, int] = {}
+        self._present: dict[tuple[str, ...], list[tuple[str, int | None]]] = {}
         cells = CellParser(shop)
         self._cells = cells
         self._parse: dict[str, Callable[[str, str], Any]] = {
@@ -98,6 +100,36 @@ class ExportFile:
             current = Group(order_id, [line], [row])
         if current is not None:
             yield self._parsed(current)
+
+    def customers(
+        self, rejected: Container[int], scattered: Container[str]
+    ) -> Iterator[tuple[int, CustomerRecord]]:
+        """(line, customer) of each order with a customer_id, from a validated file.
+
+        Reads only the customer columns of each order's first row: validation already parsed
+        them (as plain text) and made later rows agree. `rejected` holds the first lines of
+        rejected orders and `scattered` the ids of orders split across the file.
+        """
+        previous = None
+        for line, row in self.rows():
+            order_id = self._cell(row, "order_id")
+            if order_id and order_id == previous:
+                continue
+            previous = order_id
+            if line in rejected or order_id in scattered:
+                continue
+            texts = self._texts(row, CUSTOMER_COLUMNS)
+            if texts["customer_id"]:
+                yield (
+                    line,
+                    CustomerRecord(
+                        platform_id=texts["customer_id"],
+                        updated_at=self.updated_at,
+                        email=texts["email"] or None,
+                        first_name=texts["first_name"] or None,
+                        last_name=texts["last_name"] or None,
+                    ),
+                )
 
     def rows(self) -> Iterator[tuple[int, list[str]]]:
         """(first line number, cells) of every non-blank row after the header."""
@@ -141,7 +173,7 @@ class ExportFile:
 
     def _read_header(self, line: int, row: list[str]) -> None:
         self.header = row
-        self._index = {}
+        self._index, self._present = {}, {}
         names = [cell.strip().lstrip("\ufeff").casefold() for cell in row]
         wanted = {ours: self.shop.columns.get(ours, ours).strip().casefold() for ours in COLUMNS}
         for ours, theirs in wanted.items():
@@ -160,13 +192,17 @@ class ExportFile:
         index = self._index.get(column)
         return row[index].strip() if index is not None and index < len(row) else ""
 
-    def _values(
-        self, line: int, row: list[str], columns: tuple[str, ...], issues: list[Issue]
-    ) -> dict[str, Any]:
-        """Parsed non-empty cells of `columns`; a bad cell becomes an issue and is left out."""
+    def _texts(self, row: list[str], columns: tuple[str, ...]) -> dict[str, str]:
+        """The stripped cells of `columns` ("" for a column the file lacks)."""
+        present = self._present.get(columns)
+        if present is None:
+            present = self._present[columns] = [(c, self._index.get(c)) for c in columns]
+        return {c: row[i].strip() if i is not None else "" for c, i in present}
+
+    def _values(self, line: int, texts: dict[str, str], issues: list[Issue]) -> dict[str, Any]:
+        """Parsed cells (None when empty); a bad cell becomes an issue and is left out."""
         values: dict[str, Any] = {}
-        for column in columns:
-            text = self._cell(row, column)
+        for column, text in texts.items():
             if not text:
                 values[column] = None
                 continue
@@ -181,10 +217,12 @@ class ExportFile:
         width = len(self.header)
         if not group.order_id:
             issues.append(Issue(group.lines[0], "order_id", "missing"))
-        elif len(group.order_id) > 64:
-            issues.append(Issue(group.lines[0], "order_id", "longer than 64 characters"))
-        head: dict[str, Any] = {}
+        elif len(group.order_id) > MAX_LENGTH["order_id"]:
+            reason = f"longer than {MAX_LENGTH['order_id']} characters"
+            issues.append(Issue(group.lines[0], "order_id", reason))
         head_line = group.lines[0]
+        head: dict[str, Any] = {}
+        head_texts: dict[str, str] = {}
         lines: list[OrderLineRecord] = []
         seen: dict[tuple[str, ...], int] = {}
         for line, row in zip(group.lines, group.rows, strict=True):
@@ -203,12 +241,12 @@ class ExportFile:
                 group.duplicates.append((line, seen[key]))
                 continue
             seen[key] = line
-            values = self._values(line, row, ORDER_COLUMNS, issues)
+            texts = self._texts(row, ORDER_COLUMNS)
             if line == head_line:
-                head = values
+                head, head_texts = self._values(line, texts, issues), texts
             else:
-                self._agree(line, head_line, head, values, issues)
-            order_line = self._line(line, row, issues)
+                self._agree(line, head_line, head, head_texts, texts, issues)
+            order_line = self._line(line, self._texts(row, LINE_COLUMNS), issues)
             if order_line is not None:
                 lines.append(order_line)
         if head:
@@ -217,16 +255,19 @@ class ExportFile:
             self._records(group, head, tuple(lines))
         return group
 
-    @staticmethod
     def _agree(
+        self,
         line: int,
         head_line: int,
         head: dict[str, Any],
-        values: dict[str, Any],
+        head_texts: dict[str, str],
+        texts: dict[str, str],
         issues: list[Issue],
     ) -> None:
-        for column, value in values.items():
-            if value is not None and column in head and value != head[column]:
+        """A later row repeats the order's columns (same value, maybe written differently)."""
+        changed = {c: t for c, t in texts.items() if t and t != head_texts.get(c)}
+        for column, value in self._values(line, changed, issues).items():
+            if column in head and value != head[column]:
                 issues.append(
                     Issue(
                         line,
@@ -236,7 +277,8 @@ class ExportFile:
                     )
                 )
 
-    def _check_head(self, line: int, head: dict[str, Any], issues: list[Issue]) -> None:
+    @staticmethod
+    def _check_head(line: int, head: dict[str, Any], issues: list[Issue]) -> None:
         for column in REQUIRED:
             if column in head and head[column] is None:
                 issues.append(Issue(line, column, "missing"))
@@ -244,11 +286,13 @@ class ExportFile:
         if total is not None and refunded is not None and refunded > total:
             issues.append(Issue(line, "refunded", "more than the order's total"))
 
-    def _line(self, line: int, row: list[str], issues: list[Issue]) -> OrderLineRecord | None:
-        values = self._values(line, row, LINE_COLUMNS, issues)
-        if all(self._cell(row, column) == "" for column in LINE_COLUMNS):
+    def _line(
+        self, line: int, texts: dict[str, str], issues: list[Issue]
+    ) -> OrderLineRecord | None:
+        if not any(texts.values()):
             return None
-        if not self._cell(row, "unit_price"):
+        values = self._values(line, texts, issues)
+        if not texts["unit_price"]:
             issues.append(Issue(line, "unit_price", "missing (a row with a sku or quantity)"))
         if len(values) < len(LINE_COLUMNS) or values["unit_price"] is None:
             return None
@@ -276,11 +320,3 @@ class ExportFile:
             financial_status=status,
             lines=lines,
         )
-        if customer_id is not None:
-            group.customer = CustomerRecord(
-                platform_id=customer_id,
-                updated_at=self.updated_at,
-                email=head["email"],
-                first_name=head["first_name"],
-                last_name=head["last_name"],
-            )

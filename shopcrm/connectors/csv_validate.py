@@ -30,6 +30,7 @@ class Validation:
     issue_count: int = 0
     orders: int = 0
     scattered: frozenset[str] = frozenset()  # order ids whose rows are not adjacent
+    rejected: set[int] = field(default_factory=set)  # first lines of bad orders, if kept
     duplicates: list[tuple[int, int]] = field(default_factory=list)  # the first ones
     duplicate_count: int = 0
 
@@ -55,8 +56,16 @@ class Validation:
             self.issues.extend(issues[:room])
 
 
-def validate(export: ExportFile) -> Validation:
-    """Stream `export` once and report every bad row (and any order split across the file)."""
+def validate(export: ExportFile, *, keep_rejected: bool = False) -> Validation:
+    """Stream `export` once and report every bad row (and any order split across the file).
+
+    Args:
+        export: the file to check.
+        keep_rejected: remember the first line of every bad order (for --skip-invalid).
+
+    Returns:
+        What was found; nothing is raised for bad rows.
+    """
     result = Validation(export.path)
     hashes = array("q")
     try:
@@ -64,7 +73,10 @@ def validate(export: ExportFile) -> Validation:
             result.orders += 1
             if group.order_id:
                 hashes.append(hash(group.order_id))
-            result._add(group.issues)
+            if group.issues:
+                result._add(group.issues)
+                if keep_rejected:
+                    result.rejected.add(group.lines[0])
             result.duplicate_count += len(group.duplicates)
             room = MAX_LISTED_ERRORS - len(result.duplicates)
             result.duplicates.extend(group.duplicates[: max(room, 0)])
