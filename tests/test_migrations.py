@@ -1,0 +1,120 @@
+"""The Alembic migrations make exactly the schema the models declare, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+from sqlalchemy import Engine, MetaData, String, inspect, text
+from sqlmodel import SQLModel
+
+import shopcrm.store.models  # noqa: F401  (registers the tables on SQLModel.metadata)
+from shopcrm.errors import SchemaOutOfDate
+from shopcrm.store.db import (
+    current_revision,
+    downgrade,
+    head_revision,
+    make_engine,
+    open_store,
+    upgrade,
+)
+from tests.conftest import Databases
+
+
+@pytest.fixture
+def engine(databases: Databases) -> Any:
+    eng = make_engine(databases.empty())
+    yield eng
+    eng.dispose()
+
+
+def _diffs(engine: Engine, metadata: MetaData) -> list[Any]:
+    with engine.connect() as conn:
+        context = MigrationContext.configure(conn, opts={"compare_type": True})
+        return compare_metadata(context, metadata)
+
+
+def _tables(engine: Engine) -> set[str]:
+    return set(inspect(engine).get_table_names()) - {"alembic_version"}
+
+
+def test_upgrade_from_empty_matches_the_models(engine: Engine) -> None:
+    assert current_revision(engine) is None
+    upgrade(engine)
+    assert current_revision(engine) == head_revision()
+    assert _tables(engine) == set(SQLModel.metadata.tables)
+    assert _diffs(engine, SQLModel.metadata) == []
+
+
+def test_downgrade_to_base_then_upgrade_again(engine: Engine) -> None:
+    upgrade(engine)
+    downgrade(engine, "base")
+    assert current_revision(engine) is None
+    assert _tables(engine) == set()
+    upgrade(engine)
+    assert current_revision(engine) == head_revision()
+    assert _diffs(engine, SQLModel.metadata) == []
+
+
+def test_the_comparison_sees_a_type_change(engine: Engine) -> None:
+    """Guards the check above: a column whose type differs from the schema is reported."""
+    upgrade(engine)
+    changed = MetaData()
+    for table in SQLModel.metadata.tables.values():
+        table.to_metadata(changed)
+    changed.tables["orders"].c.total.type = String(20)
+    changed.tables["customer"].c.updated_at.type = String(40)
+    modified = _modified_types(_diffs(engine, changed))
+    assert modified == {("orders", "total"), ("customer", "updated_at")}
+
+
+def _modified_types(diffs: list[Any]) -> set[tuple[str, str]]:
+    return {
+        (op[2], op[3])
+        for group in diffs
+        for op in (group if isinstance(group, list) else [group])
+        if op[0] == "modify_type"
+    }
+
+
+def test_the_comparison_sees_money_with_the_wrong_scale(databases: Databases) -> None:
+    """Money is compared as the type it is on each database (NUMERIC(20, 6) or BIGINT)."""
+    engine = make_engine(databases.empty())
+    try:
+        upgrade(engine)
+        with engine.begin() as conn:
+            if engine.dialect.name == "postgresql":
+                conn.execute(
+                    text("ALTER TABLE order_line ALTER COLUMN unit_price TYPE NUMERIC(10, 2)")
+                )
+            else:  # SQLite cannot alter a column's type: rebuild the table with a REAL column
+                conn.execute(text("DROP TABLE order_line"))
+                conn.execute(
+                    text(
+                        "CREATE TABLE order_line (id INTEGER PRIMARY KEY, order_id INTEGER NOT NULL"
+                        " REFERENCES orders(id) ON DELETE CASCADE, position INTEGER NOT NULL,"
+                        " platform_id VARCHAR(64), sku VARCHAR(255), product_id VARCHAR(64),"
+                        " title VARCHAR(500), quantity INTEGER NOT NULL, unit_price REAL NOT NULL)"
+                    )
+                )
+                conn.execute(text("CREATE INDEX ix_order_line_order_id ON order_line (order_id)"))
+        assert _modified_types(_diffs(engine, SQLModel.metadata)) == {("order_line", "unit_price")}
+    finally:
+        engine.dispose()
+
+
+def test_opening_an_old_store_without_upgrading_says_how_to_fix_it(
+    databases: Databases,
+) -> None:
+    url = databases.empty()
+    with pytest.raises(SchemaOutOfDate, match="shopcrm db upgrade") as info:
+        open_store(url, auto_upgrade=False)
+    assert info.value.exit_code == 2
+    store = open_store(url)  # auto-upgrades by default
+    try:
+        assert current_revision(store.engine) == head_revision()
+        open_store(url, auto_upgrade=False).close()
+    finally:
+        store.close()
