@@ -373,6 +373,54 @@ def demo(
     run_demo(out, keep=keep, customers=customers)
 
 
+@sandbox_app.command("bigcommerce")
+def sandbox_bigcommerce(
+    port: Annotated[int, typer.Option(help="Port on 127.0.0.1 (0 picks a free one).")] = 8703,
+    customers: Annotated[int, typer.Option(min=0, help="How many customers to seed.")] = 1000,
+    seed: Annotated[int, typer.Option(help="Seed of the generated data.")] = 42,
+    currency: Annotated[str, typer.Option(help="The store's currency.")] = "USD",
+    timezone: Annotated[str, typer.Option(help="The store's time zone.")] = "America/New_York",
+    store_hash: Annotated[str, typer.Option(help="The {store_hash} of the API paths.")] = (
+        "sandbox1"
+    ),
+    access_token: Annotated[
+        str | None,
+        typer.Option(
+            envvar="SHOPCRM_SANDBOX_BC_TOKEN", help="X-Auth-Token (random).", show_default=False
+        ),
+    ] = None,
+    quota: Annotated[
+        int, typer.Option(min=1, help="Requests per window (Standard plan: 150).")
+    ] = 150,
+    window_ms: Annotated[
+        int, typer.Option(min=100, help="Rate-limit window in ms (BigCommerce: 30000).")
+    ] = 30_000,
+) -> None:
+    """Serve a seeded BigCommerce store (v3 customers, v2 orders, rate limits) until Ctrl-C."""
+    import secrets
+
+    from shopcrm.sandbox.bigcommerce import BigCommerceSandbox, banner
+    from shopcrm.sandbox.seed import generate
+
+    dataset = generate(customers=customers, seed=seed, currency=currency, timezone=timezone)
+    sandbox = BigCommerceSandbox(
+        dataset,
+        port=port,
+        store_hash=store_hash,
+        access_token=access_token or secrets.token_hex(16),
+        quota=quota,
+        window_ms=window_ms,
+    )
+    out.print(banner(sandbox, "bigcommerce-sandbox"), markup=False)
+    sys.stdout.flush()
+    try:
+        sandbox.server.serve_forever()
+    except KeyboardInterrupt:
+        out.print("stopped", markup=False)
+    finally:
+        sandbox.stop()
+
+
 def main() -> None:
     """Console-script entry point."""
     try:

@@ -39,6 +39,8 @@ from types import TracebackType
 from typing import Any, Self
 from zoneinfo import ZoneInfo
 
+import yaml
+
 from shopcrm.sandbox.seed import Dataset, SeedCustomer, SeedOrder
 from shopcrm.sandbox.server import SandboxRequest, SandboxResponse, SandboxServer
 
@@ -796,3 +798,18 @@ class BigCommerceSandbox:
         if not data:
             return SandboxResponse(status=204)
         return SandboxResponse.json(data)
+
+
+def banner(sandbox: BigCommerceSandbox, name: str) -> str:
+    """What `shopcrm sandbox bigcommerce` prints: URL, credentials and a config snippet."""
+    entry, env = sandbox.shop_entry(name)
+    snippet = yaml.safe_dump({"shops": [entry]}, sort_keys=False).rstrip()
+    exports = "\n".join(f"export {key}={value}" for key, value in env.items())
+    ds, rate = sandbox.dataset, sandbox.rate
+    return (
+        f"BigCommerce sandbox at {sandbox.url} "
+        f"(API {sandbox.url}/stores/{sandbox.store_hash}/v3/ and /v2/, header X-Auth-Token)\n"
+        f"{len(ds.customers)} customers, {len(ds.orders)} orders, currency {ds.currency}, "
+        f"time zone {ds.timezone}; rate limit {rate.quota} requests per {rate.window_ms} ms\n\n"
+        f"{exports}\n\n{snippet}\n"
+    )
