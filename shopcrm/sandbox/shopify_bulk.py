@@ -14,6 +14,7 @@ once the file is written and the operation has been polled `ready_after_polls` t
 from __future__ import annotations
 
 import json
+import logging
 import os
 import tempfile
 import threading
@@ -45,6 +46,8 @@ if TYPE_CHECKING:
     from shopcrm.sandbox.shopify import ShopifySandbox
     from shopcrm.sandbox.shopify_graphql import Call
     from shopcrm.sandbox.shopify_state import ShopState
+
+log = logging.getLogger(__name__)
 
 CHUNK = 500  # root nodes per execution
 MAX_CONNECTIONS = 5
@@ -238,9 +241,9 @@ class BulkRunner:
             op.file_size = os.path.getsize(op.path)
             op.completed_at = datetime.now(UTC).replace(microsecond=0)
         except Exception:  # the operation fails the way Shopify's do: status, errorCode
+            log.exception("bulk operation %s of shop %s failed", op.id, op.shop)
             op.error_code = "INTERNAL_SERVER_ERROR"
             op.status = "FAILED"
-            raise
         finally:
             op.finished.set()
 

@@ -46,7 +46,7 @@ if TYPE_CHECKING:
     from shopcrm.sandbox.shopify_bulk import BulkRunner
 
 LINE_SORT = "POSITION"
-SUPPORTED_SORTS = ("UPDATED_AT", "CREATED_AT", "ID")
+SUPPORTED_SORTS = ("UPDATED_AT", "CREATED_AT", "PROCESSED_AT", "ID")
 
 
 @dataclass

@@ -25,7 +25,12 @@ Record = SeedCustomer | SeedOrder
 SortKey = tuple[Any, int]
 
 # sortKey -> the record attribute it orders by (ties broken by id)
-SORT_ATTRIBUTES = {"UPDATED_AT": "updated_at", "CREATED_AT": "created_at", "ID": None}
+SORT_ATTRIBUTES = {
+    "UPDATED_AT": "updated_at",
+    "CREATED_AT": "created_at",
+    "PROCESSED_AT": "created_at",  # orders' default sort
+    "ID": None,
+}
 PROCESSED_AT = "processed_at"  # Shopify's processed_at is our created_at
 ORDER_WINDOW = timedelta(days=60)  # readable without read_all_orders
 

@@ -126,7 +126,7 @@ class RestApi:
             raise RestError(403, f"[API] This action requires merchant approval for {scope} scope.")
         limit = self._limit(request)
         params = self._params(request)
-        sort, reverse = self._order(params.get("order"))
+        sort, reverse = self._sort(params.get("order"))
         search = self._search(params, shop.dataset.timezone)
         accept = self._accept(shop, token, kind, params)
         after = params.get("cursor")
@@ -148,7 +148,7 @@ class RestApi:
                 page.records.reverse()
                 page.keys.reverse()
             tz = ZoneInfo(shop.dataset.timezone)
-            render = self._customer if kind == "customer" else self._order
+            render = self._render_customer if kind == "customer" else self._render_order
             body = {resource: [render(shop, r, tz) for r in page.records]}
         shop.dataset.on_read()
         more_after = page.has_previous if backwards else page.has_next
@@ -196,7 +196,7 @@ class RestApi:
             raise RestError(400, {"page_info": "Invalid value."})
         return {str(k): str(v) for k, v in decoded.items()}
 
-    def _order(self, raw: str | None) -> tuple[str, bool]:
+    def _sort(self, raw: str | None) -> tuple[str, bool]:
         field_, _, direction = (raw or "id asc").strip().partition(" ")
         if field_ not in ORDERS or direction.lower() not in ("", "asc", "desc"):
             raise RestError(400, {"order": f"Invalid value {raw!r}."})
@@ -239,7 +239,7 @@ class RestApi:
 
         return accept
 
-    def _customer(self, shop: ShopState, c: SeedCustomer, tz: ZoneInfo) -> dict[str, Any]:
+    def _render_customer(self, shop: ShopState, c: SeedCustomer, tz: ZoneInfo) -> dict[str, Any]:
         orders = shop.index.orders_of(c.id)
         spent = sum((o.total - o.refunded for o in orders if o.cancelled_at is None), Decimal(0))
         return {
@@ -262,7 +262,7 @@ class RestApi:
             "admin_graphql_api_id": gid("Customer", c.id),
         }
 
-    def _order(self, shop: ShopState, o: SeedOrder, tz: ZoneInfo) -> dict[str, Any]:
+    def _render_order(self, shop: ShopState, o: SeedOrder, tz: ZoneInfo) -> dict[str, Any]:
         customer = shop.dataset.customers.get(o.customer_id) if o.customer_id is not None else None
         return {
             "id": o.id,
