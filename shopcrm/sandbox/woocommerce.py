@@ -285,12 +285,9 @@ class WooCommerceSandbox:
         if pages > query.page:
             links.append(f'<{self._page_url(call.request, query.page + 1)}>; rel="next"')
         headers = {"X-WP-Total": str(total), "X-WP-TotalPages": str(pages), "Allow": "GET, POST"}
-        response = self._json(body, headers=headers)
-        if links:
-            response.headers["Link"] = ", ".join(links)
-        else:
-            del response.headers["Link"]
-        return response
+        if links:  # otherwise the API-root link every WP response carries
+            headers["Link"] = ", ".join(links)
+        return self._json(body, headers=headers)
 
     def _page_url(self, request: SandboxRequest, page: int) -> str:
         """The caller's own query (oauth_* included, as the real server echoes it), page=N."""
@@ -467,6 +464,8 @@ class WooCommerceSandbox:
     def _delete(self, customer: SeedCustomer) -> dict[str, Any]:
         """Delete a user: their orders become guest orders and are modified (as recorded)."""
         rendered = self._render_customer(customer)
+        for link in rendered["_links"]["self"]:
+            link.pop("targetHints")  # the resource is gone: nothing is allowed on it any more
         del self.dataset.customers[customer.id]
         self._paying_cache = None
         now = self.dataset.now

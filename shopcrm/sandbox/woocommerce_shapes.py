@@ -109,6 +109,13 @@ def status(o: SeedOrder) -> str:
     return "completed"
 
 
+def _order_meta(o: SeedOrder) -> list[dict[str, Any]]:
+    """A merchant plugin's meta on every third order (as on the recorded store)."""
+    if o.number % 3:
+        return []
+    return [{"id": o.id * 10 + 3, "key": "erp_export_id", "value": f"ERP-{o.number}"}]
+
+
 def _line(o: SeedOrder, index: int) -> dict[str, Any]:
     line = o.lines[index]
     total = money(line.total)
@@ -186,7 +193,7 @@ def order(o: SeedOrder, *, site: str, zone: ZoneInfo) -> dict[str, Any]:
         "date_paid": local(paid, zone),
         "cart_hash": "",
         "number": str(o.number),
-        "meta_data": [],
+        "meta_data": _order_meta(o),
         "line_items": [_line(o, i) for i in range(len(o.lines))],
         "tax_lines": [
             {
