@@ -172,7 +172,7 @@ class CsvConnector:
             names = [path]
         else:
             raise InputError(f"shop {self.shop.name}: {path} does not exist (the shop's path)")
-        files = [SourceFile.at(p) for p in names]
+        files = [SourceFile.at(p) for p in names if p.exists()]  # gone since listed: skipped
         return [f for f in files if since is None or f.arrived_at >= since]
 
     def _exports(
@@ -184,9 +184,9 @@ class CsvConnector:
         if refused:
             raise self._refusal(refused)
         for source, export, validation in checked:
-            if SourceFile.at(source.path).version != source.version:
+            if not source.path.exists() or SourceFile.at(source.path).version != source.version:
                 log.warning(
-                    "shop %s: %s changed while syncing; the next sync imports it",
+                    "shop %s: %s changed or vanished while syncing; the next sync reads it again",
                     self.shop.name,
                     source.path,
                     extra={"shop": self.shop.name},

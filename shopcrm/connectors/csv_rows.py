@@ -42,9 +42,13 @@ class Issue:
     column: str | None
     reason: str
 
+    @property
+    def detail(self) -> str:
+        """`column: reason` (or the reason alone for a problem of the whole row)."""
+        return f"{self.column}: {self.reason}" if self.column else self.reason
+
     def __str__(self) -> str:
-        where = f"{self.line}: {self.column}" if self.column else str(self.line)
-        return f"{where}: {self.reason}"
+        return f"{self.line}: {self.detail}"
 
 
 @dataclass(slots=True)

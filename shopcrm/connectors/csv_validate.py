@@ -142,11 +142,7 @@ def write_rejects(export: ExportFile, result: Validation) -> int:
 
 
 def _reason(group: Group, line: int, result: Validation) -> str:
-    own = [
-        f"{issue.column}: {issue.reason}" if issue.column else issue.reason
-        for issue in group.issues
-        if issue.line == line
-    ]
+    own = [issue.detail for issue in group.issues if issue.line == line]
     if own:
         return "; ".join(own)
     if group.order_id in result.scattered:
