@@ -421,6 +421,34 @@ def sandbox_bigcommerce(
         sandbox.stop()
 
 
+@sandbox_app.command("shopify")
+def sandbox_shopify(
+    port: Annotated[int, typer.Option(help="Port on 127.0.0.1 (0 picks a free one).")] = 8701,
+    customers: Annotated[int, typer.Option(min=0, help="How many customers to seed.")] = 1000,
+    seed: Annotated[int, typer.Option(help="Seed of the generated data.")] = 42,
+    bucket: Annotated[
+        float, typer.Option(min=1, help="GraphQL bucket size in points (Standard plan: 2000).")
+    ] = 2000.0,
+    restore_rate: Annotated[
+        float, typer.Option(min=0.1, help="Points restored per second (Standard plan: 100).")
+    ] = 100.0,
+) -> None:
+    """Serve a seeded Shopify shop (Admin GraphQL, bulk operations, legacy REST) until Ctrl-C."""
+    from shopcrm.sandbox.seed import generate
+    from shopcrm.sandbox.shopify import ShopifySandbox, banner
+
+    dataset = generate(customers=customers, seed=seed)
+    sandbox = ShopifySandbox(dataset, port=port, bucket_size=bucket, restore_rate=restore_rate)
+    out.print(banner(sandbox), markup=False)
+    sys.stdout.flush()
+    try:
+        sandbox.server.serve_forever()
+    except KeyboardInterrupt:
+        out.print("stopped", markup=False)
+    finally:
+        sandbox.stop()
+
+
 def main() -> None:
     """Console-script entry point."""
     try:

@@ -25,6 +25,7 @@ from types import TracebackType
 from typing import Any, Self
 from urllib.parse import parse_qs
 
+import yaml
 from graphql import GraphQLError, GraphQLSchema, execute, parse, validate
 
 from shopcrm.sandbox.seed import Dataset
@@ -36,6 +37,7 @@ from shopcrm.sandbox.shopify_rest import RestApi
 from shopcrm.sandbox.shopify_schema import sandbox_schema
 from shopcrm.sandbox.shopify_state import (
     API_VERSIONS,
+    DEFAULT_API_VERSION,
     DEFAULT_SCOPES,
     INVALID_TOKEN,
     MAX_QUERY_COST,
@@ -49,7 +51,7 @@ from shopcrm.sandbox.shopify_state import (
     Token,
 )
 
-__all__ = ["DEFAULT_SCOPES", "ShopifySandbox"]
+__all__ = ["DEFAULT_SCOPES", "ShopifySandbox", "banner"]
 
 _API_PATH = re.compile(r"^/admin/api/(?P<version>[^/]+)/(?P<resource>[a-z_]+)\.json$")
 _BULK_PATH = re.compile(r"^/bulk-results/(?P<id>\d+)\.jsonl$")
@@ -367,3 +369,27 @@ def _max_cost_error(cost: int) -> dict[str, Any]:
             }
         ]
     }
+
+
+def banner(sandbox: ShopifySandbox, name: str = "shopify-sandbox") -> str:
+    """What `shopcrm sandbox shopify` prints: where it is, credentials, a config snippet."""
+    lines = [
+        f"Shopify sandbox at {sandbox.url} (Admin API {', '.join(API_VERSIONS)}; "
+        f"bucket {sandbox.bucket_size:g} points, restoring {sandbox.restore_rate:g}/s)",
+    ]
+    for handle, shop in sandbox.shops.items():
+        ds = shop.dataset
+        client_id, secret = sandbox.client_credentials(handle)
+        lines += [
+            f"shop {shop.domain}: {len(ds.customers)} customers, {len(ds.orders)} orders, "
+            f"currency {ds.currency}, time zone {ds.timezone}",
+            f"  GraphQL:      POST {sandbox.url}/admin/api/{DEFAULT_API_VERSION}/graphql.json "
+            f"with Host: {shop.domain}",
+            f"  admin token:  {shop.admin_token}   (header X-Shopify-Access-Token)",
+            f"  client id:    {client_id}",
+            f"  client secret: {secret}   (POST {sandbox.url}/admin/oauth/access_token)",
+        ]
+    entry, env = sandbox.shop_entry(name)
+    exports = "\n".join(f"export {key}={value}" for key, value in env.items())
+    snippet = yaml.safe_dump({"shops": [entry]}, sort_keys=False).rstrip()
+    return "\n".join(lines) + f"\n\n{exports}\n\n{snippet}\n"
