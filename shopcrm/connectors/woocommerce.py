@@ -205,8 +205,9 @@ class WooCommerceConnector:
         self._secret = shop.credentials.consumer_secret.get_secret_value()
         site = shop.url.rstrip("/") + "/"
         self._oauth = urlsplit(site).scheme == "http"
-        headers = {} if self._oauth else {"Authorization": self._basic()}
-        self.client = client or HttpClient(site + API_PATH, shop=shop.name, headers=headers)
+        self.client = client or HttpClient(site + API_PATH, shop=shop.name)
+        if not self._oauth:
+            self.client.session.headers["Authorization"] = self._basic()
         self.site = site
 
     def _basic(self) -> str:
