@@ -204,7 +204,8 @@ def test_a_shop_that_cannot_be_tagged_is_skipped(setup) -> None:
     class Untaggable(FakeConnector):
         supports_tags = False
 
-    result = push_shop(store, config, config.shops[0], connector=Untaggable(platform), force=True)
+    # no --force: a shop that cannot be tagged is never refused by the safety limit
+    result = push_shop(store, config, config.shops[0], connector=Untaggable(platform))
     assert result.ok
     assert not result.taggable
     assert platform.writes == 0

@@ -292,18 +292,18 @@ def push_shop(
         plan = plan_push(session, config, shop, untag=untag)
         shop_id = _shop_id(session, shop.name)
     result = PushResult(shop=shop.name, dry_run=dry_run, plan=plan)
-    if not (dry_run or force or untag):
-        check_limit(plan, config, shop)
-    if dry_run or not plan.changes or shop_id is None:
-        result.ok = True
-        return result
     own = connector is None
-    connector = connector or make_connector(shop, config)
+    connector = connector or make_connector(shop, config)  # building one sends no request
     try:
         if not getattr(connector, "supports_tags", True):
             result.taggable = False
             result.ok = True
             log.info("shop %s: platform cannot be tagged; push skipped", shop.name)
+            return result
+        if not (dry_run or force or untag):
+            check_limit(plan, config, shop)
+        if dry_run or shop_id is None:
+            result.ok = True
             return result
         for start in range(0, len(plan.changes), batch_size):
             batch = plan.changes[start : start + batch_size]
