@@ -414,3 +414,54 @@ def test_any_grouped_amount_reads_back_exactly(amount: Decimal, decimal: str) ->
         CsvShop(name="p", platform="csv", path=Path("."), currency="EUR", decimal=decimal)
     )  # type: ignore[arg-type]
     assert cells.money("total", grouped) == amount
+
+
+@pytest.mark.parametrize(
+    ("date_format", "text", "expected"),
+    [
+        (None, "2026-07-01T10:15:00Z", datetime(2026, 7, 1, 10, 15, tzinfo=UTC)),
+        (None, "2026-07-01 10:15", datetime(2026, 7, 1, 8, 15, tzinfo=UTC)),
+        ("%d/%m/%Y %H:%M %z", "01/07/2026 10:15 -0400", datetime(2026, 7, 1, 14, 15, tzinfo=UTC)),
+        ("%m/%d/%Y", "07/01/2026", datetime(2026, 6, 30, 22, 0, tzinfo=UTC)),
+    ],
+)
+def test_dates_in_the_shops_zone_unless_they_carry_an_offset(
+    date_format: str | None, text: str, expected: datetime
+) -> None:
+    cells = CellParser(
+        CsvShop(
+            name="p",
+            platform="csv",
+            path=Path("."),
+            currency="EUR",
+            timezone="Europe/Berlin",
+            date_format=date_format,
+        )
+    )
+    assert cells.when("created_at", text) == expected
+
+
+def test_a_date_not_matching_the_configured_format_names_it(tmp_path: Path) -> None:
+    path = write_export(tmp_path / "us.csv", f"{HEADER}\n1,,,2026-07-01,5,EUR,,,,,\n")
+
+    with pytest.raises(InputError) as caught:
+        orders_of(path, date_format="%m/%d/%Y")
+
+    assert str(caught.value).split("\n")[1] == (
+        f"{path}:2: created_at: '2026-07-01' does not match date_format '%m/%d/%Y'"
+    )
+
+
+@pytest.mark.parametrize(
+    ("setting", "message"),
+    [
+        ({"encoding": "klingon"}, "shops[0].encoding: unknown encoding 'klingon'"),
+        ({"decimal": ";"}, "shops[0].decimal:"),
+        ({"columns": {"total": "Sum", "refunded": " sum "}}, "two columns are mapped to the same"),
+    ],
+)
+def test_csv_shop_settings_are_checked_when_the_config_loads(
+    tmp_path: Path, setting: dict, message: str
+) -> None:
+    with pytest.raises(ConfigError, match=message.replace("[", r"\[").replace("]", r"\]")):
+        csv_config(tmp_path, **setting)

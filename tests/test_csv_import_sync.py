@@ -172,3 +172,21 @@ def test_sync_cli_rejects_then_skips_invalid_rows(tmp_path: Path) -> None:
     assert rejects[1].endswith(
         ",2,total: negative amount '-12.5'; put refunds in the refunded column"
     )
+
+
+def test_full_sync_marks_the_orders_of_a_removed_file_deleted(store: Store, tmp_path: Path) -> None:
+    write_export(tmp_path / "day1.csv", DAY1)
+    write_export(tmp_path / "day2.csv", DAY2)
+    sync(store, tmp_path, at=LATER)
+    (tmp_path / "day2.csv").unlink()
+
+    result = sync(store, tmp_path, at=LATER + timedelta(hours=1), full=True)
+
+    assert result.deleted == {"customers": 1, "orders": 2}
+    stored = dump(store, with_sync_time=False)
+    assert [(o[0], o[-1]) for o in stored["orders"]] == [
+        ("1001", False),
+        ("1002", False),
+        ("2001", True),
+        ("2002", True),
+    ]
