@@ -74,7 +74,6 @@ class ExportFile:
         self._index: dict[str, int] = {}
         self._present: dict[tuple[str, ...], list[tuple[str, int | None]]] = {}
         cells = CellParser(shop)
-        self._cells = cells
         self._parse: dict[str, Callable[[str, str], Any]] = {
             "customer_id": cells.text,
             "first_name": cells.text,
