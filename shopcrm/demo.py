@@ -245,7 +245,7 @@ def _summary(console: Console, results: list[ShopRunResult], elapsed: float) -> 
             "ok" if r.ok else "FAILED",
         )
     # a pipe or log file gets the whole table rather than ellipses at 80 columns
-    wide = console if console.is_terminal else Console(file=console.file, width=110)
+    wide = console if console.is_terminal else Console(file=console.file, width=120)
     wide.print(table)
     for r in results:
         if not r.ok:
@@ -254,7 +254,8 @@ def _summary(console: Console, results: list[ShopRunResult], elapsed: float) -> 
     for r in results:
         console.print(f"  {r.shop}: {_segments(r)}", markup=False)
     console.print(
-        f"Synced, enriched and tagged {len(results)} shop(s) in {elapsed:.1f}s at "
+        f"{sum(r.ok for r in results)} of {len(results)} shop(s) synced, enriched and tagged "
+        f"in {elapsed:.1f}s at "
         f"{datetime.now(UTC):%H:%M} UTC. Tags carry the prefix crm: and only those were "
         "added; the merchants' own tags were left alone. Guests checked out without an "
         "account, so they cannot be tagged; the POS (CSV) shop cannot be tagged at all.",
