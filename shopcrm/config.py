@@ -19,6 +19,7 @@ from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Any, Literal
+from urllib.parse import quote
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
@@ -288,6 +289,13 @@ def format_path(loc: tuple[str | int, ...]) -> str:
     return out or "(top level)"
 
 
+def _in_url_userinfo(template: str, position: int) -> bool:
+    """Whether `position` of a URL template lies in its user:password part."""
+    scheme_end = template.find("://")
+    at = template.find("@", scheme_end + 3) if scheme_end >= 0 else -1
+    return scheme_end < position < at
+
+
 def _walk_env(node: Any, loc: tuple[str | int, ...], env: dict[str, str], found: set[str]) -> Any:
     if isinstance(node, dict):
         return {k: _walk_env(v, (*loc, str(k)), env, found) for k, v in node.items()}
@@ -299,6 +307,11 @@ def _walk_env(node: Any, loc: tuple[str | int, ...], env: dict[str, str], found:
             name = match.group(1)
             if name not in env:
                 raise ConfigError(f"environment variable {name} is not set", path=format_path(loc))
+            if loc == ("database",) and _in_url_userinfo(node, match.start()):
+                # A raw password with @ / # : would otherwise break the URL apart (and show
+                # its tail as the host in `config check`); SQLAlchemy decodes it again.
+                register_secret(env[name])
+                return quote(env[name], safe="")
             return env[name]
 
         found.add(format_path(loc))
@@ -389,10 +402,13 @@ def parse_config(
             log.warning("%s: literal secret in the config file; prefer ${ENV_VAR}", path)
     try:
         database = _resolve_database(config.database, source.parent if source else None)
+        password = make_url(database).password
     except Exception as exc:
         raise ConfigError(
             f"not a database URL ({exc.__class__.__name__})", path="database"
         ) from None
+    if password:
+        register_secret(str(password))
     if source is not None:
         shops = [
             s.model_copy(update={"path": source.parent / s.path})
