@@ -267,6 +267,31 @@ def _print_push(result: Any) -> None:
         out.print(table)
 
 
+def _push_and_report(ctx: typer.Context, shop: str | None, **options: Any) -> None:
+    """Push (or untag) the selected shops, print each plan, map the outcome to an error."""
+    from shopcrm.errors import LockHeld, PushRefused, RunFailed
+    from shopcrm.sync.push import push_shops
+
+    cfg = state(ctx).config
+    cfg.selected(shop)
+    store = _open_store(ctx)
+    try:
+        results = push_shops(store, cfg, shop, **options)
+    finally:
+        store.close()
+    for result in results:
+        _print_push(result)
+    refused = [r.error or r.shop for r in results if r.refused]
+    if refused:
+        raise PushRefused("\n".join(refused))
+    failed = [f"{r.shop} ({r.error})" for r in results if r.error and not r.locked]
+    if failed:
+        raise RunFailed(f"push failed for {len(failed)} shop(s): {', '.join(failed)}")
+    locked = [r.error or r.shop for r in results if r.locked]
+    if locked:
+        raise LockHeld("; ".join(locked))
+
+
 @app.command()
 def push(
     ctx: typer.Context,
@@ -275,24 +300,7 @@ def push(
     force: ForceOption = False,
 ) -> None:
     """Send segment tags to the shops: only the difference, only tags with the prefix."""
-    from shopcrm.errors import PushRefused, RunFailed
-    from shopcrm.sync.push import push_shops
-
-    cfg = state(ctx).config
-    cfg.selected(shop)
-    store = _open_store(ctx)
-    try:
-        results = push_shops(store, cfg, shop, dry_run=dry_run, force=force)
-    finally:
-        store.close()
-    for result in results:
-        _print_push(result)
-    refused = [r.error for r in results if r.refused]
-    if refused:
-        raise PushRefused("\n".join(e for e in refused if e))
-    failed = [f"{r.shop} ({r.error})" for r in results if r.error]
-    if failed:
-        raise RunFailed(f"push failed for {len(failed)} shop(s): {', '.join(failed)}")
+    _push_and_report(ctx, shop, dry_run=dry_run, force=force)
 
 
 @app.command()
@@ -302,16 +310,7 @@ def untag(
     dry_run: DryRunOption = False,
 ) -> None:
     """Remove every shopcrm-managed tag from a shop; all other tags stay as they are."""
-    from shopcrm.sync.push import push_shop
-
-    cfg = state(ctx).config
-    target = cfg.shop(shop)
-    store = _open_store(ctx)
-    try:
-        result = push_shop(store, cfg, target, untag=True, dry_run=dry_run)
-    finally:
-        store.close()
-    _print_push(result)
+    _push_and_report(ctx, shop, untag=True, dry_run=dry_run)
 
 
 @app.command()

@@ -9,8 +9,9 @@ from shopcrm.errors import PlatformUnavailable, PushRefused
 from shopcrm.log import register_secret
 from shopcrm.store.db import Store
 from shopcrm.store.models import Customer, PushLog
+from shopcrm.sync.lock import shop_lock
 from shopcrm.sync.pull import pull_shop
-from shopcrm.sync.push import push_shop
+from shopcrm.sync.push import push_shop, push_shops
 from tests.push_fixtures import (
     FakeConnector,
     FakePlatform,
@@ -208,4 +209,13 @@ def test_a_shop_that_cannot_be_tagged_is_skipped(setup) -> None:
     result = push_shop(store, config, config.shops[0], connector=Untaggable(platform))
     assert result.ok
     assert not result.taggable
+    assert platform.writes == 0
+
+
+def test_push_shops_skips_a_shop_another_process_is_running(setup) -> None:
+    store, platform, config = setup
+    with shop_lock(store, "fake"):
+        [result] = push_shops(store, config, force=True)
+    assert result.locked
+    assert "already being run" in result.error
     assert platform.writes == 0

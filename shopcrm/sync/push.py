@@ -29,10 +29,11 @@ from sqlmodel import Session
 from shopcrm.config import AppConfig, ShopConfig
 from shopcrm.connectors import make_connector
 from shopcrm.connectors.base import Connector, TagChange, TagResult
-from shopcrm.errors import PushRefused, ShopcrmError
+from shopcrm.errors import LockHeld, PushRefused, ShopcrmError
 from shopcrm.log import redact
 from shopcrm.store.db import Store
 from shopcrm.store.models import Customer, Order, PushLog, SegmentMembership, Shop
+from shopcrm.sync.lock import shop_lock
 
 log = logging.getLogger(__name__)
 
@@ -103,6 +104,7 @@ class PushResult:
     tags_removed: int = 0
     error: str | None = None
     refused: bool = False
+    locked: bool = False
 
 
 def managed(tags: Iterable[str], prefix: str) -> frozenset[str]:
@@ -346,7 +348,8 @@ def _count(
 def push_shops(
     store: Store, config: AppConfig, shop_name: str | None = None, **options: Any
 ) -> list[PushResult]:
-    """Push every selected shop; one refused or failing never stops the others.
+    """Push every selected shop under its run lock; one refused, locked or failing never
+    stops the others.
 
     Args:
         store: the open store.
@@ -355,17 +358,21 @@ def push_shops(
         **options: passed to `push_shop` (dry_run, force, untag).
 
     Returns:
-        One result per shop; `error` (and `refused`) tell what went wrong.
+        One result per shop; `error` (and `refused` or `locked`) tell what went wrong.
     """
     results = []
     for shop in config.selected(shop_name):
         try:
-            results.append(push_shop(store, config, shop, **options))
+            with shop_lock(store, shop.name):
+                results.append(push_shop(store, config, shop, **options))
         except ShopcrmError as exc:
             log.error("shop %s: push failed: %s", shop.name, exc, extra={"shop": shop.name})
             results.append(
                 PushResult(
-                    shop=shop.name, error=redact(str(exc)), refused=isinstance(exc, PushRefused)
+                    shop=shop.name,
+                    error=redact(str(exc)),
+                    refused=isinstance(exc, PushRefused),
+                    locked=isinstance(exc, LockHeld),
                 )
             )
     return results
