@@ -27,6 +27,7 @@ from rich.console import Console
 from rich.table import Table
 
 from shopcrm.config import load_config
+from shopcrm.connectors.csv_columns import COLUMNS
 from shopcrm.sandbox.seed import Dataset, generate
 from shopcrm.store.db import open_store
 from shopcrm.sync.run import ShopRunResult, run_shops
@@ -49,21 +50,6 @@ SANDBOXES = (
 POS_SHOP = ("pos-demo", 14, "EUR", "Europe/Berlin")
 # The demo shops are small: CLV is fitted from fewer buyers than a real shop should need.
 DEMO_CLV = {"min_buyers": 50, "min_repeat_buyers": 10}
-POS_COLUMNS = (
-    "order_id",
-    "customer_id",
-    "email",
-    "created_at",
-    "total",
-    "currency",
-    "first_name",
-    "last_name",
-    "refunded",
-    "status",
-    "sku",
-    "quantity",
-    "unit_price",
-)
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,27 +70,26 @@ class _Quiet:
 def write_pos_export(dataset: Dataset, path: Path) -> None:
     """The dataset's orders as a till's CSV export: one row per order line."""
     with path.open("w", newline="", encoding="utf-8") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(POS_COLUMNS)
+        writer = csv.DictWriter(handle, fieldnames=COLUMNS)
+        writer.writeheader()
         for order in dataset.orders.values():
-            status = "cancelled" if order.cancelled_at else "paid"
             for line in order.lines:
                 writer.writerow(
-                    (
-                        f"R{order.number}",
-                        f"P{order.customer_id}" if order.customer_id else "",
-                        (order.email or "").strip(),
-                        order.created_at.isoformat(),
-                        order.total,
-                        order.currency,
-                        order.first_name,
-                        order.last_name,
-                        order.refunded,
-                        status,
-                        line.sku,
-                        line.quantity,
-                        line.unit_price,
-                    )
+                    {
+                        "order_id": f"R{order.number}",
+                        "customer_id": f"P{order.customer_id}" if order.customer_id else "",
+                        "email": (order.email or "").strip(),
+                        "created_at": order.created_at.isoformat(),
+                        "total": order.total,
+                        "currency": order.currency,
+                        "first_name": order.first_name,
+                        "last_name": order.last_name,
+                        "refunded": order.refunded,
+                        "status": "cancelled" if order.cancelled_at else "paid",
+                        "sku": line.sku,
+                        "quantity": line.quantity,
+                        "unit_price": line.unit_price,
+                    }
                 )
 
 
