@@ -72,7 +72,7 @@ class ExportFile:
         self.updated_at = updated_at
         self.header: list[str] = []
         self._index: dict[str, int] = {}
-        self._present: dict[tuple[str, ...], list[tuple[str, int | None]]] = {}
+        self._at: dict[str, list[tuple[str, int | None]]] = {}  # set by the header
         cells = CellParser(shop)
         self._parse: dict[str, Callable[[str, str], Any]] = {
             "customer_id": cells.text,
@@ -121,7 +121,7 @@ class ExportFile:
             previous = order_id
             if line in rejected or order_id in scattered:
                 continue
-            texts = self._texts(row, CUSTOMER_COLUMNS)
+            texts = self._texts(row, "customer")
             if texts["customer_id"]:
                 yield (
                     line,
@@ -143,7 +143,7 @@ class ExportFile:
                 reader = csv.reader(handle, delimiter=self.shop.delimiter)
                 for row in reader:
                     start, line = line + 1, reader.line_num
-                    if not any(cell.strip() for cell in row):
+                    if not "".join(row).strip():
                         continue
                     if not header_read:
                         self._read_header(start, row)
@@ -176,7 +176,7 @@ class ExportFile:
 
     def _read_header(self, line: int, row: list[str]) -> None:
         self.header = row
-        self._index, self._present = {}, {}
+        self._index = {}
         names = [cell.strip().lstrip("\ufeff").casefold() for cell in row]
         wanted = {ours: self.shop.columns.get(ours, ours).strip().casefold() for ours in COLUMNS}
         for ours, theirs in wanted.items():
@@ -184,6 +184,14 @@ class ExportFile:
                 raise FileRejected(f"line {line}: the header names column {theirs!r} twice")
             if theirs in names:
                 self._index[ours] = names.index(theirs)
+        self._at = {
+            kind: [(c, self._index.get(c)) for c in columns]
+            for kind, columns in (
+                ("order", ORDER_COLUMNS),
+                ("line", LINE_COLUMNS),
+                ("customer", CUSTOMER_COLUMNS),
+            )
+        }
         missing = [wanted[ours] for ours in REQUIRED if ours not in self._index]
         if missing:
             raise FileRejected(
@@ -195,12 +203,9 @@ class ExportFile:
         index = self._index.get(column)
         return row[index].strip() if index is not None and index < len(row) else ""
 
-    def _texts(self, row: list[str], columns: tuple[str, ...]) -> dict[str, str]:
-        """The stripped cells of `columns` ("" for a column the file lacks)."""
-        present = self._present.get(columns)
-        if present is None:
-            present = self._present[columns] = [(c, self._index.get(c)) for c in columns]
-        return {c: row[i].strip() if i is not None else "" for c, i in present}
+    def _texts(self, row: list[str], kind: str) -> dict[str, str]:
+        """The stripped cells of the `kind` columns ("" for a column the file lacks)."""
+        return {c: row[i].strip() if i is not None else "" for c, i in self._at[kind]}
 
     def _values(self, line: int, texts: dict[str, str], issues: list[Issue]) -> dict[str, Any]:
         """Parsed cells (None when empty); a bad cell becomes an issue and is left out."""
@@ -244,12 +249,12 @@ class ExportFile:
                 group.duplicates.append((line, seen[key]))
                 continue
             seen[key] = line
-            texts = self._texts(row, ORDER_COLUMNS)
+            texts = self._texts(row, "order")
             if line == head_line:
                 head, head_texts = self._values(line, texts, issues), texts
             else:
                 self._agree(line, head_line, head, head_texts, texts, issues)
-            order_line = self._line(line, self._texts(row, LINE_COLUMNS), issues)
+            order_line = self._line(line, self._texts(row, "line"), issues)
             if order_line is not None:
                 lines.append(order_line)
         if head:
