@@ -31,15 +31,16 @@ from graphql import (
     GraphQLObjectType,
     OperationDefinitionNode,
     OperationType,
-    execute,
     get_named_type,
     parse,
     validate,
 )
+from graphql.execution.values import get_argument_values
 
 from shopcrm.sandbox.server import SandboxResponse
 from shopcrm.sandbox.shopify_cost import flatten_fields
-from shopcrm.sandbox.shopify_index import encode_cursor
+from shopcrm.sandbox.shopify_index import Kind, encode_cursor
+from shopcrm.sandbox.shopify_project import Projector
 from shopcrm.sandbox.shopify_render import Node, gid, iso
 
 if TYPE_CHECKING:
@@ -49,11 +50,15 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+_JSON = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
 CHUNK = 500  # root nodes per execution
 MAX_CONNECTIONS = 5
 MAX_DEPTH = 2
 MAX_RUNNING = 5  # bulk query operations at a time per shop (2026-01+)
-ROOT_FIELDS = {"customers": "customer", "orders": "order"}
+ROOT_FIELDS: dict[str, tuple[Kind, str]] = {
+    "customers": ("customer", "read_customers"),
+    "orders": ("order", "read_orders"),
+}
 
 
 class BulkQueryError(ValueError):
@@ -198,7 +203,7 @@ class BulkRunner:
     ) -> Shape:
         node_type = get_named_type(connection.fields["nodes"].type)
         shape = Shape(key)
-        for selection in _node_selections(node, fragments):
+        for selection in (f.selection_set for f in _node_fields(node, fragments)):
             names = {f.name.value for f in flatten_fields(selection, fragments)}
             for sub in flatten_fields(selection, fragments):
                 sub_type = _field_type(node_type, sub.name.value)
@@ -216,34 +221,39 @@ class BulkRunner:
     ) -> None:
         from shopcrm.sandbox.shopify_graphql import Resolvers
 
-        shape = self.shape(root, _fragments(document))
+        schema = self.sandbox.schema
+        fragments = _fragments(document)
+        shape = self.shape(root, fragments)
+        kind, scope = ROOT_FIELDS[root.name.value]
+        connection = _field_type(schema.query_type, root.name.value)
+        node_type = get_named_type(connection.fields["nodes"].type)
+        node_fields = _node_fields(root, fragments)
+        args = get_argument_values(schema.query_type.fields[root.name.value], root, {})
+        sort = args.get("sortKey") or "ID"
         call.bulk_mode = True
-        call.bulk_chunk = CHUNK
+        resolvers = Resolvers(call)
+        render = resolvers.renderer(kind)
+        projector = Projector(schema, document)
         try:
+            if scope not in call.token.scopes:
+                op.error_code, op.status = "ACCESS_DENIED", "FAILED"
+                return
             with op.path.open("w", encoding="utf-8") as out:
+                after = None
                 while True:
-                    result = execute(
-                        self.sandbox.schema,
-                        document,
-                        root_value=Resolvers(call).query_root(),
-                        context_value=call,
-                    )
-                    if result.errors:
-                        raise RuntimeError(result.errors[0].message)
-                    connection = (result.data or {}).get(shape.key) or {}
-                    for node in _nodes_of(connection):
+                    page = resolvers.listing(kind, {**args, "after": after}, first=CHUNK)
+                    for record in page.records:
+                        node = projector.project(render(record), node_type, node_fields)
                         op.root_object_count += 1
                         op.object_count += _write(out, node, shape, None)
-                    page = call.bulk_slice
-                    if page is None or not page.has_next or not page.keys:
+                    if not page.has_next:
                         break
-                    call.bulk_after = encode_cursor(call.bulk_sort, page.keys[-1])
+                    after = encode_cursor(sort, page.keys[-1])
             op.file_size = os.path.getsize(op.path)
             op.completed_at = datetime.now(UTC).replace(microsecond=0)
         except Exception:  # the operation fails the way Shopify's do: status, errorCode
             log.exception("bulk operation %s of shop %s failed", op.id, op.shop)
-            op.error_code = "INTERNAL_SERVER_ERROR"
-            op.status = "FAILED"
+            op.error_code, op.status = "INTERNAL_SERVER_ERROR", "FAILED"
         finally:
             op.finished.set()
 
@@ -306,17 +316,18 @@ def _field_type(parent: Any, name: str) -> Any:
     return None if definition is None else get_named_type(definition.type)
 
 
-def _node_selections(node: FieldNode, fragments: dict[str, FragmentDefinitionNode]) -> list[Any]:
+def _node_fields(node: FieldNode, fragments: dict[str, FragmentDefinitionNode]) -> list[FieldNode]:
+    """The `nodes` and `edges { node }` fields of a connection field: the node selections."""
     out = []
     for sub in flatten_fields(node.selection_set, fragments):
         if sub.name.value == "nodes" and sub.selection_set:
-            out.append(sub.selection_set)
+            out.append(sub)
         elif sub.name.value == "edges":
-            out.extend(
-                e.selection_set
+            out += [
+                e
                 for e in flatten_fields(sub.selection_set, fragments)
                 if e.name.value == "node" and e.selection_set
-            )
+            ]
     return out
 
 
@@ -346,7 +357,7 @@ def _write(out: TextIO, node: Node, shape: Shape, parent: str | None) -> int:
     line = dict(node)
     if parent is not None:
         line["__parentId"] = parent
-    out.write(json.dumps(line, separators=(",", ":"), ensure_ascii=False) + "\n")
+    out.write(_JSON.encode(line) + "\n")
     written = 1
     for child_shape, connection in children:
         for child in _nodes_of(connection):

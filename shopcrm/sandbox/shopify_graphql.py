@@ -56,11 +56,7 @@ class Call:
     shop: ShopState
     token: Token
     bulk: BulkRunner
-    bulk_mode: bool = False  # running a bulk query: the runner pages the root connection
-    bulk_chunk: int = 0
-    bulk_after: str | None = None
-    bulk_sort: str = "ID"
-    bulk_slice: Slice | None = None
+    bulk_mode: bool = False  # running a bulk query: nested connections need no `first`
     wrote: bool = False
     search_warnings: list[dict[str, Any]] = field(default_factory=list)
 
@@ -91,16 +87,20 @@ def _page_size(call: Call, first: int | None) -> int | None:
 
 
 def _connection(page: Slice, sort: str, render: Callable[[Any], Node]) -> Node:
+    """A connection's dict; edge cursors are encoded only if the query selects them."""
     nodes = [render(r) for r in page.records]
-    cursors = [encode_cursor(sort, k) for k in page.keys]
+    keys = page.keys
     return {
-        "edges": [{"cursor": c, "node": n} for c, n in zip(cursors, nodes, strict=True)],
+        "edges": [
+            {"cursor": lambda _info, k=k: encode_cursor(sort, k), "node": n}
+            for k, n in zip(keys, nodes, strict=True)
+        ],
         "nodes": nodes,
         "pageInfo": {
             "hasNextPage": page.has_next,
             "hasPreviousPage": page.has_previous,
-            "startCursor": cursors[0] if cursors else None,
-            "endCursor": cursors[-1] if cursors else None,
+            "startCursor": encode_cursor(sort, keys[0]) if keys else None,
+            "endCursor": encode_cursor(sort, keys[-1]) if keys else None,
         },
     }
 
@@ -189,20 +189,17 @@ class Resolvers:
             call = self.call
             _require(call, scope, f"{kind}s")
             sort = args.get("sortKey") or "ID"
-            if call.bulk_mode:
-                args = {**args, "after": call.bulk_after}
-                page = self.listing(kind, args, first=call.bulk_chunk)
-                call.bulk_slice, call.bulk_sort = page, sort
-            else:
-                page = self.listing(kind, args, first=_page_size(call, args.get("first")))
-                self.dataset.on_read()
-            render = self.order if kind == "order" else self._customer_of
-            return _connection(page, sort, render)
+            page = self.listing(kind, args, first=_page_size(call, args.get("first")))
+            self.dataset.on_read()
+            return _connection(page, sort, self.renderer(kind))
 
         return resolve
 
-    def _customer_of(self, record: Any) -> Node:
-        return customer_node(record, self.shop.index, self.dataset.currency)
+    def renderer(self, kind: Kind) -> Callable[[Any], Node]:
+        """Record -> node dict for `kind`."""
+        if kind == "order":
+            return self.order
+        return lambda record: customer_node(record, self.shop.index, self.dataset.currency)
 
     # --- roots ---------------------------------------------------------------------------
     def by_gid(self, value: str) -> Node | None:

@@ -8,7 +8,7 @@ calls only when the query selects them.
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import datetime
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -36,7 +36,10 @@ def parse_gid(value: str) -> tuple[str, int] | None:
 
 
 def iso(value: datetime | None) -> str | None:
-    return None if value is None else value.strftime("%Y-%m-%dT%H:%M:%SZ")
+    """Shopify's DateTime: UTC, whole seconds, `Z`."""
+    if value is None:
+        return None
+    return value.astimezone(UTC).replace(tzinfo=None, microsecond=0).isoformat() + "Z"
 
 
 def money(amount: Decimal, currency: str) -> Node:
@@ -136,11 +139,11 @@ def order_node(
         "closedAt": None,
         "currencyCode": o.currency,
         "presentmentCurrencyCode": bags.presentment,
-        "subtotalPriceSet": bags.bag(o.subtotal),
-        "totalShippingPriceSet": bags.bag(o.shipping),
-        "totalPriceSet": bags.bag(o.total),
-        "totalRefundedSet": bags.bag(o.refunded),
-        "currentTotalPriceSet": bags.bag(current),
+        "subtotalPriceSet": lambda _info: bags.bag(o.subtotal),
+        "totalShippingPriceSet": lambda _info: bags.bag(o.shipping),
+        "totalPriceSet": lambda _info: bags.bag(o.total),
+        "totalRefundedSet": lambda _info: bags.bag(o.refunded),
+        "currentTotalPriceSet": lambda _info: bags.bag(current),
         "displayFinancialStatus": status.upper(),
         "displayFulfillmentStatus": "UNFULFILLED" if o.cancelled_at else "FULFILLED",
         "customer": lambda _info: None if o.customer_id is None else customer(o.customer_id),
