@@ -21,8 +21,9 @@ from shopcrm.connectors.bigcommerce import (
     BigCommerceConnector,
     RateLimitPacer,
     keyset_pages,
+    parse_rfc2822,
 )
-from shopcrm.errors import AuthError
+from shopcrm.errors import AuthError, PlatformUnavailable
 
 BASE = "https://api.bigcommerce.com/stores/abc123"
 SECRET = "tok-very-secret-91d"
@@ -311,3 +312,21 @@ def test_keyset_paging_delivers_every_record_once_with_honest_marks(stamps: list
         assert {r.platform_id for r in records if r.updated_at < mark} <= set(delivered)
     assert sorted(delivered) == sorted(r.platform_id for r in records)
     assert len(delivered) == len(set(delivered))
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Wed, 05 Dec 2018 20:16:55 +0000",
+        "Wed, 5 Dec 2018 20:16:55 +0000",
+        "Wed, 05 Dec 2018 22:16:55 +0200",
+        "Wed, 05 Dec 2018 15:16:55 -0500",
+    ],
+)
+def test_v2_dates_in_any_offset_become_the_same_utc_instant(text: str) -> None:
+    assert parse_rfc2822(text, "order 1") == datetime(2018, 12, 5, 20, 16, 55, tzinfo=UTC)
+
+
+def test_an_unreadable_v2_date_names_the_record() -> None:
+    with pytest.raises(PlatformUnavailable, match="order 9"):
+        parse_rfc2822("yesterday", "shop outlet: order 9")

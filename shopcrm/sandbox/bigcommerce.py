@@ -178,6 +178,32 @@ def _paging(request: SandboxRequest) -> tuple[int, int]:
     return page, limit
 
 
+def _bounds(
+    request: SandboxRequest, low_name: str, high_name: str
+) -> tuple[datetime | None, datetime | None]:
+    """The inclusive modification-time filters of a list request."""
+    low, high = request.arg(low_name), request.arg(high_name)
+    return (
+        parse_when(low, low_name) if low else None,
+        parse_when(high, high_name) if high else None,
+    )
+
+
+def _modified_between(
+    items: Iterable[Any],
+    low: datetime | None,
+    high: datetime | None,
+    keep: Callable[[Any], bool],
+) -> list[Any]:
+    return [
+        item
+        for item in items
+        if (low is None or item.updated_at >= low)
+        and (high is None or item.updated_at <= high)
+        and keep(item)
+    ]
+
+
 def _sorted(items: list[Any], sort: str | None, fields: dict[str, Callable[[Any], Any]]) -> list:
     field_name, _, direction = (sort or "id").partition(":")
     if field_name not in fields or direction not in ("", "asc", "desc"):
@@ -444,21 +470,14 @@ class BigCommerceSandbox:
 
     def _customers(self, request: SandboxRequest) -> SandboxResponse:
         page, limit = _paging(request)
-        low = request.arg("date_modified:min")
-        high = request.arg("date_modified:max")
-        low_at = parse_when(low, "date_modified:min") if low else None
-        high_at = parse_when(high, "date_modified:max") if high else None
+        low, high = _bounds(request, "date_modified:min", "date_modified:max")
         ids = set(_ints(request.arg("id:in"), "id:in"))
         include = set((request.arg("include") or "").split(","))
         with self.dataset.lock:
             self.dataset.on_read()
-            chosen = [
-                c
-                for c in self.dataset.customers.values()
-                if (low_at is None or c.updated_at >= low_at)
-                and (high_at is None or c.updated_at <= high_at)
-                and (not ids or c.id in ids)
-            ]
+            chosen = _modified_between(
+                self.dataset.customers.values(), low, high, lambda c: not ids or c.id in ids
+            )
             chosen = _sorted(
                 chosen,
                 request.arg("sort"),
@@ -653,23 +672,14 @@ class BigCommerceSandbox:
 
     def _orders(self, request: SandboxRequest) -> SandboxResponse:
         page, limit = _paging(request)
-        bounds = {
-            name: parse_when(raw, name)
-            for name in ("min_date_modified", "max_date_modified")
-            if (raw := request.arg(name))
-        }
+        low, high = _bounds(request, "min_date_modified", "max_date_modified")
         min_id = _int(request, "min_id", 0) if request.arg("min_id") else 0
         lines = "consignments.line_items" in (request.arg("include") or "").split(",")
-        low, high = bounds.get("min_date_modified"), bounds.get("max_date_modified")
         with self.dataset.lock:
             self.dataset.on_read()
-            chosen = [
-                o
-                for o in self.dataset.orders.values()
-                if (low is None or o.updated_at >= low)
-                and (high is None or o.updated_at <= high)
-                and o.id >= min_id
-            ]
+            chosen = _modified_between(
+                self.dataset.orders.values(), low, high, lambda o: o.id >= min_id
+            )
             chosen = _sorted(
                 chosen,
                 request.arg("sort"),
