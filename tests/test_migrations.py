@@ -11,7 +11,7 @@ from sqlalchemy import Engine, MetaData, String, inspect, text
 from sqlmodel import SQLModel
 
 import shopcrm.store.models  # noqa: F401  (registers the tables on SQLModel.metadata)
-from shopcrm.errors import SchemaOutOfDate
+from shopcrm.errors import SchemaOutOfDate, StoreError
 from shopcrm.store.db import (
     current_revision,
     downgrade,
@@ -118,3 +118,17 @@ def test_opening_an_old_store_without_upgrading_says_how_to_fix_it(
         open_store(url, auto_upgrade=False).close()
     finally:
         store.close()
+
+
+def test_a_store_from_a_newer_shopcrm_is_refused_clearly(databases: Databases) -> None:
+    url = databases.ready()
+    engine = make_engine(url)
+    try:
+        with engine.begin() as conn:
+            conn.execute(text("UPDATE alembic_version SET version_num = '9999_future'"))
+    finally:
+        engine.dispose()
+    for auto_upgrade in (True, False):
+        with pytest.raises(StoreError, match="newer than this shopcrm") as info:
+            open_store(url, auto_upgrade=auto_upgrade)
+        assert not isinstance(info.value, SchemaOutOfDate)  # `db upgrade` would not help

@@ -16,6 +16,8 @@ from alembic import command
 from alembic.config import Config as AlembicConfig
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
+from alembic.script.revision import RevisionError
+from alembic.util import CommandError
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, OperationalError, SQLAlchemyError
@@ -75,11 +77,19 @@ def head_revision() -> str | None:
     return ScriptDirectory(str(MIGRATIONS)).get_current_head()
 
 
+def _known_revision(revision: str) -> bool:
+    """Whether `revision` is one of our migrations (not one of a newer shopcrm)."""
+    try:
+        return ScriptDirectory(str(MIGRATIONS)).get_revision(revision) is not None
+    except (CommandError, RevisionError):
+        return False
+
+
 def upgrade(engine: Engine, revision: str = "head") -> None:
     """Apply migrations up to `revision`."""
     try:
         command.upgrade(alembic_config(engine), revision)
-    except SQLAlchemyError as exc:
+    except (SQLAlchemyError, CommandError) as exc:
         raise StoreError(f"schema upgrade failed: {exc.__class__.__name__}: {exc}") from exc
 
 
@@ -120,6 +130,12 @@ def open_store(url: str, *, auto_upgrade: bool = True) -> Store:
     except OperationalError as exc:
         raise StoreError(f"cannot open the store at {make_url(url)!r}: {exc.orig}") from exc
     head = head_revision()
+    if current is not None and not _known_revision(current):
+        engine.dispose()
+        raise StoreError(
+            f"the store's schema {current} is newer than this shopcrm knows (up to {head}): "
+            "upgrade shopcrm, or point `database` at another store"
+        )
     if current != head:
         if not auto_upgrade:
             raise SchemaOutOfDate(
