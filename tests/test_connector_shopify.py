@@ -45,6 +45,11 @@ SHOP_DATA = {
 }
 
 
+def counted(stream: str, n: int) -> None:
+    """The count query each stream starts with."""
+    responses.post(GRAPHQL_URL, body=body({f"{stream}Count": {"count": n}}))
+
+
 @pytest.fixture
 def sleeps() -> Sleeps:
     return Sleeps()
@@ -79,6 +84,7 @@ def test_check_has_no_warning_when_all_orders_are_readable(connector: ShopifyCon
 
 @responses.activate
 def test_customers_pages_since_a_mark_sorted_by_updated_at(connector: ShopifyConnector) -> None:
+    counted("customers", 2)  # stale: one more arrives while we page
     responses.post(
         GRAPHQL_URL,
         body=body(
@@ -94,8 +100,10 @@ def test_customers_pages_since_a_mark_sorted_by_updated_at(connector: ShopifyCon
     since = datetime(2026, 11, 1, 9, 30, tzinfo=UTC)
     pages = list(connector.customers(since))
 
-    first, second = (sent(c) for c in responses.calls)
+    count, first, second = (sent(c) for c in responses.calls)
+    assert count["variables"] == {"limit": 250, "query": "updated_at:>='2026-11-01T09:30:00Z'"}
     assert "sortKey: UPDATED_AT" in first["query"]
+    assert (first["variables"]["first"], second["variables"]["first"]) == (2, 250)
     assert first["variables"]["query"] == "updated_at:>='2026-11-01T09:30:00Z'"
     assert first["variables"]["after"] is None
     assert second["variables"]["after"] == "c2"
@@ -113,6 +121,7 @@ def test_customers_pages_since_a_mark_sorted_by_updated_at(connector: ShopifyCon
 @responses.activate
 def test_customer_without_email_or_consent(connector: ShopifyConnector) -> None:
     node = customer_node(5, defaultEmailAddress=None, tags=[])
+    counted("customers", 1)
     responses.post(GRAPHQL_URL, body=body({"customers": connection([node])}))
     (page,) = connector.customers(datetime(2026, 1, 1, tzinfo=UTC))
     record = page.records[0]
@@ -123,6 +132,7 @@ def test_customer_without_email_or_consent(connector: ShopifyConnector) -> None:
 def test_orders_use_shop_money_and_page_the_remaining_lines(connector: ShopifyConnector) -> None:
     guest = order_node(2, [line_node(20, price=7.1)], customer=None, displayFinancialStatus="PAID")
     big = order_node(1, [line_node(10), line_node(11)], more_lines=True)
+    counted("orders", 2)
     responses.post(GRAPHQL_URL, body=body({"orders": connection([big, guest])}))
     all_lines = [line_node(n) for n in (10, 11, 12)]
     responses.post(
@@ -155,7 +165,7 @@ def test_orders_use_shop_money_and_page_the_remaining_lines(connector: ShopifyCo
     assert guest_order.customer_platform_id is None
     assert guest_order.financial_status == "paid"
     assert guest_order.lines[0].unit_price == Decimal("7.1")  # a JSON number, exact
-    line_queries = [sent(c) for c in responses.calls[1:]]
+    line_queries = [sent(c) for c in responses.calls[2:]]
     assert all(q["query"] == ORDER_LINES for q in line_queries)
     assert [q["variables"]["after"] for q in line_queries] == [None, "x"]
     assert page.high_water_mark == guest_order.updated_at
@@ -164,6 +174,7 @@ def test_orders_use_shop_money_and_page_the_remaining_lines(connector: ShopifyCo
 @responses.activate
 def test_repeated_cursor_is_a_clear_error(connector: ShopifyConnector) -> None:
     page = body({"customers": connection([customer_node(1)], cursor="same", more=True)})
+    counted("customers", 5)
     responses.post(GRAPHQL_URL, body=page)
     responses.post(GRAPHQL_URL, body=page)
     with pytest.raises(PlatformError, match="shop main: pagination loop"):
@@ -174,11 +185,12 @@ def test_repeated_cursor_is_a_clear_error(connector: ShopifyConnector) -> None:
 def test_throttled_with_200_waits_what_the_bucket_needs_then_succeeds(
     connector: ShopifyConnector, sleeps: Sleeps
 ) -> None:
+    counted("customers", 250)
     responses.post(GRAPHQL_URL, body=throttled(requested=502, available=2.0, rate=100))
     responses.post(GRAPHQL_URL, body=body({"customers": connection([customer_node(1)])}))
     (page,) = connector.customers(datetime(2026, 1, 1, tzinfo=UTC))
     assert len(page.records) == 1
-    assert len(responses.calls) == 2
+    assert len(responses.calls) == 3
     # the retry waits for 500 points at 100/s; the pacer adds only its small safety margin
     assert sum(sleeps) == pytest.approx(5.0, abs=0.1)
 
@@ -188,13 +200,14 @@ def test_pacer_waits_before_a_query_the_bucket_cannot_afford(
     connector: ShopifyConnector, sleeps: Sleeps
 ) -> None:
     first = connection([customer_node(1)], cursor="c1", more=True)
+    counted("customers", 250)
     responses.post(GRAPHQL_URL, body=body({"customers": first}, requested=502, available=100))
     responses.post(GRAPHQL_URL, body=body({"customers": connection([customer_node(2)])}))
     pages = list(connector.customers(datetime(2026, 1, 1, tzinfo=UTC)))
     assert len(pages) == 2
     assert len(sleeps) == 1
     assert sleeps[0] == pytest.approx((502 - 100) / 100, abs=0.1)
-    assert len(responses.calls) == 2  # no THROTTLED round trip
+    assert len(responses.calls) == 3  # no THROTTLED round trip
 
 
 @responses.activate
@@ -436,10 +449,9 @@ def test_apply_stops_on_auth_error(connector: ShopifyConnector) -> None:
 RESULT_URL = "https://storage.example.test/bulk/result.jsonl"
 
 
-def _bulk_flow(jsonl: str, *, count: int = 3) -> None:
-    """Counts, run, one RUNNING poll, COMPLETED, then the JSONL file."""
-    counts = {"customersCount": {"count": count}, "ordersCount": {"count": count}}
-    responses.post(GRAPHQL_URL, body=body(counts))
+def _bulk_flow(stream: str, jsonl: str, *, count: int = 3) -> None:
+    """Count, run, one RUNNING poll, COMPLETED, then the JSONL file."""
+    counted(stream, count)
     op = {"id": "gid://shopify/BulkOperation/1", "status": "CREATED"}
     responses.post(
         GRAPHQL_URL, body=body({"bulkOperationRunQuery": {"bulkOperation": op, "userErrors": []}})
@@ -467,7 +479,8 @@ def test_large_first_sync_of_orders_uses_a_bulk_operation(sleeps: Sleeps) -> Non
 
     # children after their parent, but not right after it
     _bulk_flow(
-        _jsonl(order(1), line(10, 1), order(2), order(3), line(20, 2), line(11, 1), line(30, 3))
+        "orders",
+        _jsonl(order(1), line(10, 1), order(2), order(3), line(20, 2), line(11, 1), line(30, 3)),
     )
     connector = ShopifyConnector(shop_config(), app_config(bulk_threshold=2), sleep=sleeps)
     pages = list(connector.orders(None))
@@ -490,7 +503,7 @@ def test_large_first_sync_of_orders_uses_a_bulk_operation(sleeps: Sleeps) -> Non
 
 @responses.activate
 def test_large_first_sync_of_customers_uses_a_bulk_operation(sleeps: Sleeps) -> None:
-    _bulk_flow(_jsonl(customer_node(1), customer_node(2)))
+    _bulk_flow("customers", _jsonl(customer_node(1), customer_node(2)))
     connector = ShopifyConnector(shop_config(), app_config(bulk_threshold=2), sleep=sleeps)
     (page,) = connector.customers(None)
     assert [r.email for r in page.records] == ["ida1@example.test", "ida2@example.test"]
@@ -498,8 +511,7 @@ def test_large_first_sync_of_customers_uses_a_bulk_operation(sleeps: Sleeps) -> 
 
 @responses.activate
 def test_first_sync_of_a_small_shop_pages(sleeps: Sleeps) -> None:
-    counts = {"customersCount": {"count": 3}, "ordersCount": {"count": 3}}
-    responses.post(GRAPHQL_URL, body=body(counts))
+    counted("orders", 3)
     responses.post(GRAPHQL_URL, body=body({"orders": connection([order_node(1, [])])}))
     connector = ShopifyConnector(shop_config(), app_config(bulk_threshold=3), sleep=sleeps)
     (page,) = connector.orders(None)
@@ -508,12 +520,12 @@ def test_first_sync_of_a_small_shop_pages(sleeps: Sleeps) -> None:
     paged = sent(responses.calls[1])
     assert "orders(first: $first" in paged["query"]
     assert paged["variables"]["query"] is None  # everything
+    assert paged["variables"]["first"] == 3  # sized to the count
 
 
 @responses.activate
 def test_failed_bulk_operation_names_the_shop_and_code(sleeps: Sleeps) -> None:
-    counts = {"customersCount": {"count": 50}, "ordersCount": {"count": 50}}
-    responses.post(GRAPHQL_URL, body=body(counts))
+    counted("customers", 50)
     op = {"id": "gid://shopify/BulkOperation/9", "status": "CREATED"}
     responses.post(
         GRAPHQL_URL, body=body({"bulkOperationRunQuery": {"bulkOperation": op, "userErrors": []}})
@@ -523,3 +535,14 @@ def test_failed_bulk_operation_names_the_shop_and_code(sleeps: Sleeps) -> None:
     connector = ShopifyConnector(shop_config(), app_config(bulk_threshold=10), sleep=sleeps)
     with pytest.raises(PlatformError, match=r"shop main: bulk operation .*/9 FAILED \(TIMEOUT\)"):
         list(connector.customers(None))
+
+
+@responses.activate
+def test_nothing_changed_costs_one_count_per_stream(connector: ShopifyConnector) -> None:
+    counted("customers", 0)
+    counted("orders", 0)
+    since = datetime(2026, 11, 1, tzinfo=UTC)
+    assert list(connector.customers(since)) == []
+    assert list(connector.orders(since)) == []
+    assert len(responses.calls) == 2
+    assert connector.requests_made == 2

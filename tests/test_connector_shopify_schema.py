@@ -15,7 +15,8 @@ SCHEMA_FILES = ("admin-2026-07.graphql", "admin-2026-10.graphql")
 
 DOCUMENTS = {
     "shop": (q.SHOP, {}),
-    "counts": (q.COUNTS, {"limit": 10_001}),
+    "customers_count": (q.CUSTOMERS_COUNT, {"limit": 10_001}),
+    "orders_count": (q.ORDERS_COUNT, {"limit": 10_001}),
     "customers": (q.CUSTOMERS, {"first": q.CUSTOMERS_PAGE}),
     "orders": (q.ORDERS, {"first": q.ORDERS_PAGE, "lines": q.LINES_PER_ORDER}),
     "order_lines": (q.ORDER_LINES, {"first": q.LINES_PAGE}),

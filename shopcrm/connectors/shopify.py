@@ -32,14 +32,15 @@ from shopcrm.connectors.http import HttpClient, parse_json
 from shopcrm.connectors.shopify_auth import ShopifyAuth
 from shopcrm.connectors.shopify_bulk import BulkReader
 from shopcrm.connectors.shopify_queries import (
-    COUNTS,
     CUSTOMERS,
+    CUSTOMERS_COUNT,
     CUSTOMERS_PAGE,
     LINES_PAGE,
     LINES_PER_ORDER,
     MUTATIONS_PER_DOCUMENT,
     ORDER_LINES,
     ORDERS,
+    ORDERS_COUNT,
     ORDERS_PAGE,
     READ_ALL_ORDERS,
     SHOP,
@@ -121,7 +122,6 @@ class ShopifyConnector:
         self._endpoint += "/graphql.json"
         self._bulk_threshold = config.defaults.sync.bulk_threshold
         self._costs: dict[tuple[str, tuple[tuple[str, int], ...]], float] = {}
-        self._counts: dict[str, Any] | None = None
         self._bulk = BulkReader(self.query, self._client, sleep=sleep)
 
     @property
@@ -192,11 +192,14 @@ class ShopifyConnector:
         )
 
     def _paginate(
-        self, document: str, variables: Mapping[str, Any], connection: Connection
+        self, document: str, variables: Mapping[str, Any], connection: Connection, first: int
     ) -> Iterator[tuple[list[dict[str, Any]], str | None]]:
+        """Pages of a connection; the first asks for `first` nodes, later ones for a full page."""
         after: str | None = None
+        size = first
         while True:
-            conn = connection(self.query(document, {**variables, "after": after})) or {}
+            page_vars = {**variables, "first": size, "after": after}
+            conn = connection(self.query(document, page_vars)) or {}
             nodes = [edge["node"] for edge in conn.get("edges") or ()]
             info = conn.get("pageInfo") or {}
             cursor = info.get("endCursor")
@@ -208,6 +211,26 @@ class ShopifyConnector:
                     f"shop {self.shop.name}: pagination loop detected (cursor {cursor!r} repeated)"
                 )
             after = cursor
+            size = variables["first"]
+
+    def _count(self, document: str, search: str | None, limit: int) -> int:
+        data = self.query(document, {"limit": limit, "query": search})
+        counted = next(iter(data.values()), None) or {}
+        count = counted.get("count")
+        if not isinstance(count, int):
+            raise PlatformError(f"shop {self.shop.name}: count without a number: {counted!r}")
+        return count
+
+    def _first_page(self, document: str, since: datetime | None, page: int) -> int:
+        """How many records the first page asks for (0: nothing to read, -1: use bulk).
+
+        Shopify charges a query's requested cost up front, so a page sized to what changed
+        costs no more than the changes; a first sync above the threshold goes to bulk.
+        """
+        if since is None:
+            count = self._count(document, None, self._bulk_threshold + 1)
+            return -1 if count > self._bulk_threshold else min(page, count)
+        return min(page, self._count(document, updated_since(_iso(since)), page))
 
     # -- Connector -------------------------------------------------------------------------
 
@@ -235,26 +258,33 @@ class ShopifyConnector:
     def customers(self, since: datetime | None) -> Iterator[Page[CustomerRecord]]:
         """Customers updated at or after `since`, oldest-updated first (bulk if a large first
         sync)."""
-        if since is None and self._bulk_wanted("customersCount"):
+        first = self._first_page(CUSTOMERS_COUNT, since, CUSTOMERS_PAGE)
+        if first < 0:
             yield from self._bulk.customers()
             return
+        if first == 0:
+            return
         variables = {"first": CUSTOMERS_PAGE, "query": updated_since(since and _iso(since))}
-        for nodes, cursor in self._paginate(CUSTOMERS, variables, lambda d: d.get("customers")):
+        pages = self._paginate(CUSTOMERS, variables, lambda d: d.get("customers"), first)
+        for nodes, cursor in pages:
             records = [customer_record(n) for n in nodes]
             if records:
                 yield Page(records, high_water_mark=records[-1].updated_at, cursor=cursor)
 
     def orders(self, since: datetime | None) -> Iterator[Page[OrderRecord]]:
         """Orders (with every line) updated at or after `since`, oldest-updated first."""
-        if since is None and self._bulk_wanted("ordersCount"):
+        first = self._first_page(ORDERS_COUNT, since, ORDERS_PAGE)
+        if first < 0:
             yield from self._bulk.orders()
+            return
+        if first == 0:
             return
         variables = {
             "first": ORDERS_PAGE,
             "lines": LINES_PER_ORDER,
             "query": updated_since(since and _iso(since)),
         }
-        for nodes, cursor in self._paginate(ORDERS, variables, lambda d: d.get("orders")):
+        for nodes, cursor in self._paginate(ORDERS, variables, lambda d: d.get("orders"), first):
             records = [order_record(n, self._all_lines(n)) for n in nodes]
             if records:
                 yield Page(records, high_water_mark=records[-1].updated_at, cursor=cursor)
@@ -267,17 +297,10 @@ class ShopifyConnector:
         if not info.get("hasNextPage"):
             return lines
         variables = {"id": order["id"], "first": LINES_PAGE}
-        pages = self._paginate(
-            ORDER_LINES, variables, lambda d: (d.get("order") or {}).get("lineItems")
-        )
+        connection: Connection = lambda d: (d.get("order") or {}).get("lineItems")  # noqa: E731
         # restart from the top rather than trust the nested cursor across queries
+        pages = self._paginate(ORDER_LINES, variables, connection, LINES_PAGE)
         return [node for nodes, _ in pages for node in nodes]
-
-    def _bulk_wanted(self, count_field: str) -> bool:
-        if self._counts is None:
-            self._counts = self.query(COUNTS, {"limit": self._bulk_threshold + 1, "query": None})
-        count = (self._counts.get(count_field) or {}).get("count")
-        return isinstance(count, int) and count > self._bulk_threshold
 
     def apply(self, changes: Sequence[TagChange]) -> Iterator[TagResult]:
         """Add and remove the given managed tags, many customers per request.

@@ -22,8 +22,8 @@ LINES_PAGE = 100
 MUTATION_COST = 10
 MUTATIONS_PER_DOCUMENT = 75  # aliased tagsAdd/tagsRemove per request: 750 points + selections
 TOKEN_REFRESH_MARGIN_S = 300.0  # renew a client-credentials token this long before it expires
-BULK_POLL_INTERVAL_S = 1.0
-BULK_POLL_MAX_INTERVAL_S = 10.0
+BULK_POLL_INTERVAL_S = 0.5  # first wait; grows by half each poll up to the maximum
+BULK_POLL_MAX_INTERVAL_S = 5.0
 BULK_PAGE = 1000  # records per Page yielded from a bulk result
 ACCESS_TOKEN_HEADER = "X-Shopify-Access-Token"  # noqa: S105 - a header name
 READ_ALL_ORDERS = "read_all_orders"
@@ -49,9 +49,15 @@ query ShopFacts {
   currentAppInstallation { accessScopes { handle } }
 }"""
 
-COUNTS = """
-query Counts($limit: Int, $query: String) {
+# How many records a stream will deliver: sizes the first page (a quiet shop costs no list
+# query at all) and decides whether a first sync is large enough for a bulk operation.
+CUSTOMERS_COUNT = """
+query CustomersCount($limit: Int, $query: String) {
   customersCount(limit: $limit, query: $query) { count }
+}"""
+
+ORDERS_COUNT = """
+query OrdersCount($limit: Int, $query: String) {
   ordersCount(limit: $limit, query: $query) { count }
 }"""
 

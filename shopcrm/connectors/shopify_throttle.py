@@ -66,7 +66,8 @@ class ThrottlePacer:
         self._clock = clock
         self._bucket: Bucket | None = None
         self._next_cost = 0.0
-        self.waited_s = 0.0
+        self.waited_s = 0.0  # total time spent waiting for the bucket
+        self.spent = 0.0  # total actual cost Shopify charged (for run statistics and benchmarks)
 
     def expect(self, cost: float) -> None:
         """The requested cost of the query about to be sent."""
@@ -103,4 +104,7 @@ class ThrottlePacer:
         requested, bucket = parse_cost(extensions, self._clock())
         if bucket is not None:
             self._bucket = bucket
+        actual = extensions.get("cost", {}).get("actualQueryCost") if bucket else None
+        if isinstance(actual, int | float):
+            self.spent += actual
         return requested
