@@ -90,6 +90,14 @@ def test_an_amount_finer_than_six_decimals_or_not_finite_is_refused(
         assert session.execute(select(func.count()).select_from(Order)).scalar_one() == 0
 
 
+def test_an_amount_beyond_the_column_is_refused_not_wrapped(store: Store, shop_id: int) -> None:
+    for amount in (Decimal(10) ** 14, -(Decimal(10) ** 14)):
+        with pytest.raises(StatementError), store.session() as session:
+            session.add(_order(shop_id, "huge", amount))
+    with store.session() as session:
+        assert session.execute(select(func.count()).select_from(Order)).scalar_one() == 0
+
+
 def test_sql_sum_and_comparisons_over_money_are_exact(store: Store, shop_id: int) -> None:
     amounts = [Decimal("0.1")] * 10 + [Decimal("19.99")] * 333 + [Decimal("0.000001")] * 7
     with store.session() as session:
@@ -118,6 +126,9 @@ def test_micro_units_are_exact() -> None:
     assert str(from_micros(1_234_567_000_000)) == "1234567"
     with pytest.raises(ValueError, match="more than 6 decimal places"):
         to_micros(Decimal("0.0000001"))
+    for amount in ("NaN", "-Infinity"):
+        with pytest.raises(ValueError, match="not a finite number"):
+            to_micros(Decimal(amount))
 
 
 def test_a_naive_datetime_is_refused(store: Store, shop_id: int) -> None:

@@ -3,6 +3,9 @@
 SQLite has no decimal type: SQLAlchemy's Numeric goes through float there and can lose cents.
 `Money` therefore stores whole micro-units (amount x 10^6) in a 64-bit integer on SQLite, which
 sums exactly in SQL too, and NUMERIC(20, 6) on PostgreSQL. Both read back as `Decimal`.
+The integer bounds an amount, and a SQL SUM, to about 9.2 x 10^12 units on SQLite (10^14 on
+PostgreSQL): enough for one order in any currency, but shop-wide sums in IDR or VND can need
+PostgreSQL. An amount out of range is refused, never wrapped.
 Six decimal places cover every ISO currency (at most three) and WooCommerce's unrounded line
 prices; an amount with more places is refused rather than rounded.
 
@@ -22,10 +25,13 @@ from sqlalchemy.types import TypeDecorator, TypeEngine
 
 MONEY_SCALE = 6
 _MICROS = Decimal(10) ** MONEY_SCALE
+_SQLITE_MIN, _SQLITE_MAX = -(2**63), 2**63 - 1  # a 64-bit INTEGER: about +-9.2 x 10^12 units
 
 
 def to_micros(amount: Decimal) -> int:
     """Exact integer micro-units of an amount; refuses amounts finer than 10^-6."""
+    if not amount.is_finite():
+        raise ValueError(f"amount {amount} is not a finite number")
     scaled = amount * _MICROS
     if scaled != scaled.to_integral_value():
         raise ValueError(f"amount {amount} has more than {MONEY_SCALE} decimal places")
@@ -56,7 +62,10 @@ class Money(TypeDecorator[Decimal]):
             raise TypeError("money must be Decimal, never float")
         amount = Decimal(value)
         if dialect.name == "sqlite":
-            return to_micros(amount)
+            micros = to_micros(amount)
+            if not _SQLITE_MIN <= micros <= _SQLITE_MAX:
+                raise ValueError(f"amount {amount} is beyond what the SQLite store holds")
+            return micros
         to_micros(amount)  # same precision check on every dialect
         return amount
 
