@@ -257,7 +257,21 @@ class Resolvers:
             "bulkOperation": lambda _info, id: self._typed(id, "BulkOperation"),
             "currentBulkOperation": lambda _info, type="QUERY": bulk.current(self.shop, type),
             "currentAppInstallation": self.app_installation,
+            "customersCount": self._count_field("customer", "read_customers"),
+            "ordersCount": self._count_field("order", "read_orders"),
         }
+
+    def _count_field(self, kind: Kind, scope: str) -> Callable[..., Node]:
+        """`customersCount`/`ordersCount`: records matching `query`, capped at `limit`."""
+
+        def resolve(_info: Any, limit: int | None = 10_000, query: str | None = None) -> Node:
+            _require(self.call, scope, f"{kind}sCount")
+            total = len(self.listing(kind, {"query": query}).records)
+            if limit is not None and total > limit:
+                return {"count": limit, "precision": "AT_LEAST"}
+            return {"count": total, "precision": "EXACT"}
+
+        return resolve
 
     def _typed(self, value: str, kind: str) -> Node | None:
         node = self.by_gid(value)

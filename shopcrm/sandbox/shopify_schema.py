@@ -46,6 +46,8 @@ KEEP: dict[str, dict[str, tuple[str, ...]] | None] = {
         "bulkOperation": (),
         "currentBulkOperation": ("type",),
         "currentAppInstallation": (),
+        "customersCount": ("limit", "query"),
+        "ordersCount": ("limit", "query"),
     },
     "Mutation": {"tagsAdd": (), "tagsRemove": (), "bulkOperationRunQuery": ("groupObjects",)},
     "Shop": dict.fromkeys(
@@ -159,6 +161,7 @@ KEEP: dict[str, dict[str, tuple[str, ...]] | None] = {
         (),
     ),
     "AppInstallation": {"id": (), "accessScopes": ()},
+    "Count": {"count": (), "precision": ()},
     "AccessScope": {"handle": (), "description": ()},
     **dict.fromkeys(
         (
@@ -179,6 +182,7 @@ KEEP: dict[str, dict[str, tuple[str, ...]] | None] = {
             "BulkOperationErrorCode",
             "BulkOperationType",
             "BulkOperationUserErrorCode",
+            "CountPrecision",
         )
     ),
 }
