@@ -113,9 +113,18 @@ def main_options(
 def init(ctx: typer.Context) -> None:
     """Write a commented starter config to the --config path (never overwrites)."""
     target = state(ctx).config_path
-    if target.exists():
-        raise UsageError(f"{target} already exists; not overwritten")
-    target.write_text(config_mod.EXAMPLE_PATH.read_text(encoding="utf-8"), encoding="utf-8")
+    text = config_mod.EXAMPLE_PATH.read_text(encoding="utf-8")
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UsageError(f"cannot write {target}: {exc.strerror}") from None
+    try:
+        with target.open("x", encoding="utf-8") as file:  # "x": never overwrite, even racing
+            file.write(text)
+    except FileExistsError:
+        raise UsageError(f"{target} already exists; not overwritten") from None
+    except OSError as exc:
+        raise UsageError(f"cannot write {target}: {exc.strerror}") from None
     out.print(f"wrote {target}: edit it, then run `shopcrm config check`")
 
 

@@ -78,6 +78,28 @@ def test_init_writes_the_starter_config_and_never_overwrites(tmp_path: Path) -> 
     assert target.read_text(encoding="utf-8") == "# my own edits\n"
 
 
+def test_init_creates_the_folder_and_never_writes_through_a_symlink(tmp_path: Path) -> None:
+    nested = tmp_path / "etc" / "shopcrm" / "shopcrm.yaml"
+    result = invoke("--config", str(nested), "init")
+    assert result.exit_code == 0, result.output
+    assert nested.is_file()
+
+    elsewhere = tmp_path / "not-yet-there.yaml"
+    link = tmp_path / "link.yaml"
+    link.symlink_to(elsewhere)  # dangling: exists() says False
+    result = invoke("--config", str(link), "init")
+    assert result.exit_code == EXIT_USAGE
+    assert "already exists" in result.stderr
+    assert not elsewhere.exists()
+
+    blocked = tmp_path / "a-file"
+    blocked.write_text("", encoding="utf-8")
+    result = invoke("--config", str(blocked / "shopcrm.yaml"), "init")
+    assert result.exit_code == EXIT_USAGE
+    assert "cannot write" in result.stderr
+    assert "Traceback" not in result.output
+
+
 # ---- config check ----------------------------------------------------------------------------
 
 
