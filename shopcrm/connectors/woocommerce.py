@@ -265,10 +265,9 @@ class WooCommerceConnector:
             listing = self._list(path, {**params, "per_page": PAGE_SIZE}, page)
             if listing.items:
                 yield listing.items
-            last = (listing.total_pages is not None and page >= listing.total_pages) or len(
+            if (listing.total_pages is not None and page >= listing.total_pages) or len(
                 listing.items
-            ) < PAGE_SIZE
-            if last:
+            ) < PAGE_SIZE:
                 return
             page += 1
 
@@ -308,7 +307,9 @@ class WooCommerceConnector:
             for items in self._pages("customers", base):
                 yield Page([customer_record(i, self.name) for i in items])
             return
-        for ids in self._changed_customer_ids(since, base):
+        changed = self._changed_customer_ids(since, base)
+        for start in range(0, len(changed), INCLUDE_LIMIT):
+            ids = changed[start : start + INCLUDE_LIMIT]
             body, _ = self._call(
                 "GET",
                 "customers",
@@ -316,10 +317,8 @@ class WooCommerceConnector:
             )
             yield Page([customer_record(i, self.name) for i in body or ()])
 
-    def _changed_customer_ids(
-        self, since: datetime, base: Mapping[str, Any]
-    ) -> Iterator[list[int]]:
-        """Scan ids and modification times only; yield the changed ids in groups of 100."""
+    def _changed_customer_ids(self, since: datetime, base: Mapping[str, Any]) -> list[int]:
+        """Scan ids and modification times only; the ids of new and changed customers."""
         changed: list[int] = []
         for items in self._pages("customers", {**base, "_fields": SCAN_FIELDS}):
             for item in items:
@@ -329,11 +328,7 @@ class WooCommerceConnector:
                 )
                 if stamp is None or stamp >= since:
                     changed.append(int(item["id"]))
-                if len(changed) == INCLUDE_LIMIT:
-                    yield changed
-                    changed = []
-        if changed:
-            yield changed
+        return changed
 
     def orders(self, since: datetime | None) -> Iterator[Page[OrderRecord]]:
         """Orders (guests included) modified at or after `since` (all when None), by id."""

@@ -40,6 +40,7 @@ from shopcrm.sandbox.woocommerce_oauth import (
     php_query,
 )
 from shopcrm.sandbox.woocommerce_params import (
+    Listing,
     ListQuery,
     WooError,
     only_fields,
@@ -49,9 +50,13 @@ from shopcrm.sandbox.woocommerce_params import (
 BATCH_LIMIT = 100
 ENV_KEY = "SHOPCRM_SANDBOX_WOO_KEY"
 ENV_SECRET = "SHOPCRM_SANDBOX_WOO_SECRET"  # noqa: S105 - a variable name, not a secret
-CUSTOMER_ORDERBY = ("id", "include", "name", "registered_date")
-ORDER_ORDERBY = ("date", "id", "include", "title", "slug", "modified")
-ORDER_DATES = ("after", "before", "modified_after", "modified_before")
+CUSTOMER_LISTING = Listing(("id", "include", "name", "registered_date"), "name", "asc")
+ORDER_LISTING = Listing(
+    ("date", "id", "include", "title", "slug", "modified"),
+    "date",
+    "desc",
+    ("after", "before", "modified_after", "modified_before"),
+)
 _COMMON_HEADERS = {
     "Content-Type": "application/json; charset=UTF-8",
     "X-Robots-Tag": "noindex",
@@ -319,16 +324,7 @@ class WooCommerceSandbox:
         return sorted(found, key=keys[query.orderby], reverse=query.order == "desc")
 
     def _list_customers(self, call: Call) -> SandboxResponse:
-        query = parse_list_query(
-            call.params,
-            orderby=CUSTOMER_ORDERBY,
-            default_orderby="name",
-            default_order="asc",
-            dates=(),
-            zone=self.zone,
-        )
-        with self.dataset.lock:
-            return self._page(call, query, self._customers(query), self._render_customer)
+        return self._listing(call, CUSTOMER_LISTING, self._customers, self._render_customer)
 
     def _orders(self, query: ListQuery) -> list[SeedOrder]:
         """The matching orders, sorted; each filter is a pass only when it was asked for."""
@@ -359,16 +355,18 @@ class WooCommerceSandbox:
         return sorted(found, key=keys[query.orderby], reverse=query.order == "desc")
 
     def _list_orders(self, call: Call) -> SandboxResponse:
-        query = parse_list_query(
-            call.params,
-            orderby=ORDER_ORDERBY,
-            default_orderby="date",
-            default_order="desc",
-            dates=ORDER_DATES,
-            zone=self.zone,
-        )
+        return self._listing(call, ORDER_LISTING, self._orders, self._render_order)
+
+    def _listing(
+        self,
+        call: Call,
+        listing: Listing,
+        select: Callable[[ListQuery], list[Any]],
+        render: Callable[[Any], dict[str, Any]],
+    ) -> SandboxResponse:
+        query = parse_list_query(call.params, listing, zone=self.zone)
         with self.dataset.lock:
-            return self._page(call, query, self._orders(query), self._render_order)
+            return self._page(call, query, select(query), render)
 
     # -- single records -------------------------------------------------------------------
 

@@ -122,22 +122,25 @@ def _int(params: PhpParams, name: str, problems: _Problems) -> int | None:
     return int(raw)
 
 
-def parse_list_query(
-    params: PhpParams,
-    *,
-    orderby: tuple[str, ...],
-    default_orderby: str,
-    default_order: str,
-    dates: tuple[str, ...],
-    zone: ZoneInfo,
-) -> ListQuery:
+@dataclass(frozen=True)
+class Listing:
+    """What one collection route accepts: its `orderby` values, defaults and date filters."""
+
+    orderby: tuple[str, ...]
+    default_orderby: str
+    default_order: str
+    dates: tuple[str, ...] = ()
+
+
+def parse_list_query(params: PhpParams, listing: Listing, *, zone: ZoneInfo) -> ListQuery:
     """Validate a collection request like WP's `rest_validate_request_arg`.
 
     Raises:
         WooError: 400 rest_invalid_param naming every bad parameter.
     """
     problems = _Problems()
-    query = ListQuery(orderby=default_orderby, order=default_order)
+    query = ListQuery(orderby=listing.default_orderby, order=listing.default_order)
+    orderby, dates = listing.orderby, listing.dates
     page = _int(params, "page", problems)
     if page is not None:
         if page < 1:
