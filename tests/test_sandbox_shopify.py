@@ -414,3 +414,17 @@ def test_too_long_tag_is_a_user_error(client: Client, sandbox: ShopifySandbox) -
     result = client.data(TAGS_ADD, {"id": "gid://shopify/Customer/7", "tags": ["x" * 256]})
     assert result["tagsAdd"]["userErrors"][0]["field"] == ["tags"]
     assert sandbox.dataset.customers[7].tags == before
+
+
+def test_counts_follow_the_search_and_the_limit(client: Client, sandbox: ShopifySandbox) -> None:
+    data = client.data(
+        """{ all: customersCount { count precision }
+             capped: customersCount(limit: 10) { count precision }
+             recent: ordersCount(query: "updated_at:>='2025-06-01T00:00:00Z'", limit: null) {
+               count } }"""
+    )
+    assert data["all"] == {"count": len(sandbox.dataset.customers), "precision": "EXACT"}
+    assert data["capped"] == {"count": 10, "precision": "AT_LEAST"}
+    cut = datetime(2025, 6, 1, tzinfo=UTC)
+    expected = sum(1 for o in sandbox.dataset.orders.values() if o.updated_at >= cut)
+    assert data["recent"]["count"] == expected

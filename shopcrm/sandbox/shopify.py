@@ -300,6 +300,7 @@ class ShopifySandbox:
             context_value=call,
             variable_values=variables,
             operation_name=operation,
+            is_awaitable=_never_awaitable,
         )
         actual = requested if is_mutation else cost.total(result.data or {})
         bucket.refund(requested - actual)
@@ -330,6 +331,11 @@ class ShopifySandbox:
             },
         }
         return SandboxResponse.json(payload, headers=headers, write=write)
+
+
+def _never_awaitable(_value: Any) -> bool:
+    """The resolvers are synchronous: skip graphql-core's per-field awaitable check."""
+    return False
 
 
 def _graphql_body(request: SandboxRequest) -> tuple[str, dict[str, Any] | None, str | None]:
