@@ -130,8 +130,28 @@ class Defaults(_Model):
 
 
 class SegmentRule(_Model):
+    """A user-defined segment: a tag-safe name and a rule over the metrics (docs/enrichment.md)."""
+
     name: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,49}$")
     rule: str = Field(min_length=1)
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str) -> str:
+        from shopcrm.enrich.segments import reserved_name_problem
+
+        problem = reserved_name_problem(value)
+        if problem:
+            raise ValueError(problem)
+        return value
+
+    @field_validator("rule")
+    @classmethod
+    def _rule(cls, value: str) -> str:
+        from shopcrm.enrich.rules import parse_rule
+
+        parse_rule(value)  # RuleError is a ValueError: reported with the key path
+        return value
 
 
 class _ShopBase(_Model):
@@ -310,7 +330,6 @@ def _walk_env(node: Any, loc: tuple[str | int, ...], env: dict[str, str], found:
             if loc == ("database",) and _in_url_userinfo(node, match.start()):
                 # A raw password with @ / # : would otherwise break the URL apart (and show
                 # its tail as the host in `config check`); SQLAlchemy decodes it again.
-                register_secret(env[name])
                 return quote(env[name], safe="")
             return env[name]
 

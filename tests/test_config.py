@@ -186,7 +186,7 @@ def test_secrets_never_show_in_repr_str_or_dumps() -> None:
 
 
 def test_a_database_password_from_the_environment_stays_hidden_and_intact(
-    tmp_path: Path,
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     password = "p@ss/w0rd#x:y%z"  # characters that mean something in a URL
     file = tmp_path / "shopcrm.yaml"
@@ -211,6 +211,12 @@ def test_a_database_password_from_the_environment_stays_hidden_and_intact(
     assert result.exit_code == 0, result.output
     for fragment in (password, "w0rd", "ss/"):
         assert fragment not in result.output
+
+    setup_logging("info", "text")  # the password is registered with the redactor too
+    logging.getLogger("shopcrm.test").error("could not connect with %s", password)
+    err = capsys.readouterr().err
+    assert "could not connect with ***" in err
+    assert password not in err
 
 
 def test_a_relative_sqlite_path_is_relative_to_the_config_file(
