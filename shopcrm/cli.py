@@ -373,7 +373,7 @@ def demo(
     ] = None,
     customers: Annotated[
         int, typer.Option(min=20, max=20_000, help="Customers per sandbox shop.")
-    ] = 500,
+    ] = 400,
 ) -> None:
     """Run the whole job (pull, enrich, push) on local sandbox shops: no account, no network."""
     from shopcrm.demo import run_demo
