@@ -129,6 +129,25 @@ class CustomerMetrics(SQLModel, table=True):
     expected_purchases: float | None = None
     expected_order_value: Decimal | None = _money(nullable=True)
     predicted_clv: Decimal | None = _money(nullable=True)
+    top_products: list[str] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
+    computed_at: datetime = _utc(nullable=False)
+
+
+class PersonMetrics(SQLModel, table=True):
+    """Purchase history of one person in one currency, over all shops and guest checkouts."""
+
+    __tablename__ = "person_metrics"
+
+    person_id: int = Field(foreign_key="person.id", primary_key=True, ondelete="CASCADE")
+    currency: str = Field(primary_key=True, max_length=3)
+    orders_count: int = 0
+    first_order_at: datetime | None = _utc()
+    last_order_at: datetime | None = _utc()
+    total_spent: Decimal = _money()
+    average_order_value: Decimal | None = _money(nullable=True)
+    mean_days_between_orders: float | None = None
+    days_since_last_order: int | None = None
+    top_products: list[str] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
     computed_at: datetime = _utc(nullable=False)
 
 

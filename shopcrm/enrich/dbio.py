@@ -1,0 +1,179 @@
+"""Raw SQL reads and writes for bulk enrichment: the one place that knows each dialect's bytes.
+
+The ORM types (`Money`, `UTCDateTime`) convert one value at a time, which is too slow for a
+million orders. Here amounts are read as integer micro-units and times as integer epoch
+microseconds straight from SQL, and written back in each dialect's storage form:
+- SQLite: money is the stored integer micro-units; times are the text SQLAlchemy writes
+  (`YYYY-MM-DD HH:MM:SS.ffffff`, UTC); dates are ISO text.
+- PostgreSQL: money is NUMERIC (written as Decimal); times are timestamptz; dates are dates.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+from sqlalchemy import Connection
+
+from shopcrm.errors import StoreError
+from shopcrm.store.types import from_micros
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+class Dialect:
+    """SQL fragments and value encoders of one database dialect."""
+
+    def __init__(self, name: str) -> None:
+        if name not in ("sqlite", "postgresql"):
+            raise ValueError(f"unsupported dialect {name!r}")
+        self.name = name
+        self.sqlite = name == "sqlite"
+
+    def param(self) -> str:
+        """The DB-API placeholder of the driver."""
+        return "?" if self.sqlite else "%s"
+
+    def params(self, count: int) -> str:
+        return ", ".join([self.param()] * count)
+
+    def micros(self, column: str) -> str:
+        """An expression giving a Money column as integer micro-units."""
+        if self.sqlite:
+            return column
+        return f"CAST(ROUND({column} * 1000000) AS BIGINT)"
+
+    def epoch_micros(self, column: str) -> str:
+        """An expression giving a UTCDateTime column as integer microseconds since 1970 UTC."""
+        if self.sqlite:
+            return f"(unixepoch({column}) * 1000000 + CAST(substr({column}, 21, 6) AS INTEGER))"
+        return f"CAST(ROUND(EXTRACT(EPOCH FROM {column}) * 1000000) AS BIGINT)"
+
+    def ascii_lower(self, expr: str) -> str:
+        """lower() that maps A-Z only, whatever the database's locale."""
+        return f"lower({expr})" if self.sqlite else f'lower(({expr}) COLLATE "C")'
+
+    def non_ascii(self, expr: str) -> str:
+        """True when a text has a character outside printable ASCII (space to ~)."""
+        return f"({expr} GLOB '*[^ -~]*')" if self.sqlite else f"({expr} ~ '[^ -~]')"
+
+    def caseless(self, expr: str) -> str:
+        """`expr` for comparing with lower-case ASCII constants, ignoring case."""
+        return f"{expr} COLLATE NOCASE" if self.sqlite else f"lower({expr})"
+
+    def contains(self, expr: str, char: str) -> str:
+        """True when text `expr` contains the literal character `char`."""
+        return f"instr({expr}, '{char}') > 0" if self.sqlite else f"strpos({expr}, '{char}') > 0"
+
+    def distinct(self, a: str, b: str) -> str:
+        """NULL-safe inequality."""
+        return f"({a} IS NOT {b})" if self.sqlite else f"({a} IS DISTINCT FROM {b})"
+
+    def money(
+        self, micros: NDArray[np.int64], present: NDArray[np.bool_] | None = None
+    ) -> list[Any]:
+        """Money values to bind, from micro-units (None where not `present`)."""
+        values: list[Any] = (
+            micros.tolist() if self.sqlite else [from_micros(m) for m in micros.tolist()]
+        )
+        if present is not None:
+            values = [v if ok else None for v, ok in zip(values, present.tolist(), strict=True)]
+        return values
+
+    def times(
+        self, micros: NDArray[np.int64], present: NDArray[np.bool_] | None = None
+    ) -> list[Any]:
+        """Timestamps to bind, from epoch microseconds (None where not `present`)."""
+        if self.sqlite:
+            text = np.datetime_as_string(micros.astype("datetime64[us]"), unit="us")
+            values: list[Any] = [t.replace("T", " ") for t in text.tolist()]
+        else:
+            values = [_EPOCH + timedelta(microseconds=m) for m in micros.tolist()]
+        if present is not None:
+            values = [v if ok else None for v, ok in zip(values, present.tolist(), strict=True)]
+        return values
+
+    def time(self, value: datetime) -> Any:
+        utc = value.astimezone(UTC)
+        return (
+            utc.replace(tzinfo=None).isoformat(sep=" ", timespec="microseconds")
+            if self.sqlite
+            else utc
+        )
+
+    def day(self, value: date) -> Any:
+        return value.isoformat() if self.sqlite else value
+
+
+def dialect_of(conn: Connection) -> Dialect:
+    return Dialect(conn.dialect.name)
+
+
+def fetch(conn: Connection, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+    """All rows of a raw query as tuples, through the DB-API cursor (no Row objects)."""
+    cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+    try:
+        cursor.execute(sql, tuple(params))
+        return cursor.fetchall()
+    finally:
+        cursor.close()
+
+
+_SEPARATOR = "\x1f"  # ASCII unit separator: never part of an email, title or currency code
+
+
+def fetch_columns(
+    conn: Connection, exprs: Sequence[tuple[str, str]], source: str, params: Sequence[Any] = ()
+) -> list[Any]:
+    """Columns of `SELECT exprs FROM source` as int64 arrays ("int") or lists of str ("text").
+
+    Expressions must never be NULL (COALESCE them). On SQLite each column is aggregated into
+    one text value by `group_concat` and parsed by numpy: sqlite3 builds a Python object per
+    value (about a microsecond each), which would dominate a million-row read. One scan feeds
+    every aggregate in the same row order, so the columns stay aligned.
+    """
+    d = dialect_of(conn)
+    if d.sqlite:
+        parts = [
+            f"group_concat({e})" if kind == "int" else f"group_concat({e}, char(31))"
+            for e, kind in exprs
+        ]
+        row = fetch(conn, f"SELECT {', '.join(parts)} FROM {source}", params)[0]  # noqa: S608
+        parsed = [_parse(value, kind) for value, (_, kind) in zip(row, exprs, strict=True)]
+        if len({len(col) for col in parsed}) > 1:
+            raise StoreError(f"unreadable values (NULL or malformed) in {source.split()[0]}")
+        return parsed
+    rows = fetch(conn, f"SELECT {', '.join(e for e, _ in exprs)} FROM {source}", params)  # noqa: S608
+    return [
+        np.array(col, dtype=np.int64) if kind == "int" else list(col)
+        for col, (_, kind) in zip(columns(rows, len(exprs)), exprs, strict=True)
+    ]
+
+
+def _parse(value: str | None, kind: str) -> Any:
+    if kind == "int":
+        if not value:
+            return np.zeros(0, dtype=np.int64)
+        return np.fromstring(value, dtype=np.int64, sep=",")
+    return value.split(_SEPARATOR) if value is not None else []
+
+
+def columns(rows: list[tuple[Any, ...]], width: int) -> list[tuple[Any, ...]]:
+    """Rows transposed to columns (empty columns when there are no rows)."""
+    if not rows:
+        return [()] * width
+    return list(zip(*rows, strict=True))
+
+
+def execute_many(conn: Connection, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+    """One statement over many parameter rows, through the DB-API cursor."""
+    if not rows:
+        return
+    cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+    try:
+        cursor.executemany(sql, rows)
+    finally:
+        cursor.close()

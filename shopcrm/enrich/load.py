@@ -1,0 +1,137 @@
+"""Bulk reads of shops, customers, orders and order lines into numpy arrays (raw SQL)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from numpy.typing import NDArray
+from sqlalchemy import Connection
+
+from shopcrm.enrich.dbio import dialect_of, fetch, fetch_columns
+from shopcrm.enrich.purchases import VOID_STATUSES
+
+Ints = NDArray[np.int64]
+CANCELLED = 1
+VOID = 2
+
+
+@dataclass(frozen=True, slots=True)
+class ShopInfo:
+    id: int
+    name: str
+    currency: str | None
+    timezone: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Orders:
+    """Every order not deleted upstream, one entry per order. Missing ids are -1."""
+
+    order_id: Ints
+    shop_id: Ints
+    customer_id: Ints  # the stored customer it belongs to; -1 for a guest checkout
+    person_id: Ints
+    created_us: Ints
+    cancelled: NDArray[np.bool_]
+    void_status: NDArray[np.bool_]
+    currency: Ints  # index into `currencies`
+    currencies: list[str]
+    net_micros: Ints
+
+    def __len__(self) -> int:
+        return len(self.order_id)
+
+
+@dataclass(frozen=True, slots=True)
+class Lines:
+    """Order lines: the order's position in `Orders`, a product code and the quantity."""
+
+    order_index: Ints
+    product: Ints
+    quantity: Ints
+    labels: list[str]  # product code -> product name
+
+
+def load_shops(conn: Connection) -> list[ShopInfo]:
+    rows = fetch(conn, "SELECT id, name, currency, timezone FROM shop ORDER BY id")
+    return [ShopInfo(*row) for row in rows]
+
+
+def load_customers(conn: Connection, shop_id: int) -> Ints:
+    """Ids of a shop's customers not deleted upstream, ascending."""
+    d = dialect_of(conn)
+    rows = fetch(
+        conn,
+        f"SELECT id FROM customer WHERE shop_id = {d.param()} AND NOT deleted ORDER BY id",  # noqa: S608
+        (shop_id,),
+    )
+    return np.array([r[0] for r in rows], dtype=np.int64)
+
+
+def _codes(values: list[str]) -> tuple[Ints, list[str]]:
+    """Small integer codes of strings, and the strings by code."""
+    table = {value: i for i, value in enumerate(dict.fromkeys(values))}
+    codes = np.fromiter(map(table.__getitem__, values), dtype=np.int64, count=len(values))
+    return codes, list(table)
+
+
+def load_orders(conn: Connection) -> Orders:
+    """All orders not deleted, with their customer resolved by (shop, platform id)."""
+    d = dialect_of(conn)
+    void = ", ".join(f"'{s}'" for s in VOID_STATUSES)
+    flags = (
+        f"(CASE WHEN o.cancelled_at IS NULL THEN 0 ELSE {CANCELLED} END"
+        f" + CASE WHEN {d.caseless('o.financial_status')} IN ({void}) THEN {VOID} ELSE 0 END)"
+    )
+    order_id, shop_id, customer_id, person_id, created, flag, net, currency = fetch_columns(
+        conn,
+        [
+            ("o.id", "int"),
+            ("o.shop_id", "int"),
+            ("COALESCE(c.id, -1)", "int"),
+            ("COALESCE(o.person_id, -1)", "int"),
+            (d.epoch_micros("o.created_at"), "int"),
+            (flags, "int"),
+            (f"{d.micros('o.total')} - {d.micros('o.refunded')}", "int"),
+            ("o.currency", "text"),
+        ],
+        "orders AS o LEFT JOIN customer AS c ON c.shop_id = o.shop_id "
+        "AND c.platform_id = o.customer_platform_id AND NOT c.deleted WHERE NOT o.deleted",
+    )
+    codes, currencies = _codes(currency)
+    return Orders(
+        order_id=order_id,
+        shop_id=shop_id,
+        customer_id=customer_id,
+        person_id=person_id,
+        created_us=created,
+        cancelled=(flag & CANCELLED) > 0,
+        void_status=(flag & VOID) > 0,
+        currency=codes,
+        currencies=currencies,
+        net_micros=net,
+    )
+
+
+def load_lines(conn: Connection, orders: Orders) -> Lines:
+    """Lines of the loaded orders; a product is known by its title, else SKU, else product id.
+
+    Titles are what people recognise in "products bought most"; variants sharing a title are
+    one product there.
+    """
+    order_ids, quantity, names = fetch_columns(
+        conn,
+        [("order_id", "int"), ("quantity", "int"), ("COALESCE(title, sku, product_id, '')", "text")],
+        "order_line",
+    )
+    sorter = np.argsort(orders.order_id, kind="stable")
+    if len(sorter) == 0:
+        empty = np.zeros(0, dtype=np.int64)
+        return Lines(empty, empty, empty, [])
+    pos = np.minimum(np.searchsorted(orders.order_id, order_ids, sorter=sorter), len(sorter) - 1)
+    index = sorter[pos]
+    product, labels = _codes(names)
+    unnamed = labels.index("") if "" in labels else -1
+    known = (orders.order_id[index] == order_ids) & (product != unnamed)
+    return Lines(index[known], product[known], quantity[known], labels)

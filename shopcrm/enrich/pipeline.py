@@ -1,0 +1,409 @@
+"""`run_enrich`: identity, purchase history, RFM, CLV and segments for the store's shops.
+
+Order of work: identity first (global, its own transaction), then one snapshot read of every
+order, then person metrics (global), then each selected shop in its own transaction (metrics
+and memberships together). Every metric is recomputed from each customer's full history, so a
+rerun with the same data and as-of date writes the same rows (idempotent).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, date, datetime
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from shopcrm.config import AppConfig, ShopConfig
+from shopcrm.enrich import clv, history, rfm, segments
+from shopcrm.enrich.identity import IdentityReport, assign_persons
+from shopcrm.enrich.load import (
+    Lines,
+    Orders,
+    ShopInfo,
+    load_customers,
+    load_lines,
+    load_orders,
+    load_shops,
+)
+from shopcrm.enrich.purchases import day_number, is_purchase, local_days, today_in
+from shopcrm.enrich.rules import Column, parse_rule
+from shopcrm.enrich.write import (
+    MetricsRows,
+    ScoreRows,
+    metrics_rows_for,
+    replace_customer_metrics,
+    replace_person_metrics,
+    sync_memberships,
+)
+from shopcrm.errors import UsageError
+from shopcrm.store.db import Store
+
+Ints = NDArray[np.int64]
+STAGES = ("identity", "load", "history", "rfm", "fit", "segments", "write")
+
+
+class Timings:
+    """Seconds spent per stage, summed over shops."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = dict.fromkeys(STAGES, 0.0)
+
+    @contextmanager
+    def stage(self, name: str) -> Iterator[None]:
+        started = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.seconds[name] += time.perf_counter() - started
+
+
+@dataclass(frozen=True, slots=True)
+class ShopReport:
+    shop: str
+    as_of: date
+    currency: str | None
+    customers: int
+    buyers: int
+    other_currency_orders: int
+    model_status: str
+    model_message: str
+    segments: dict[str, int]
+    joined: int
+    left: int
+
+
+@dataclass(frozen=True, slots=True)
+class EnrichReport:
+    identity: IdentityReport
+    person_metrics: int
+    shops: list[ShopReport]
+    timings: dict[str, float] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        for shop in data["shops"]:
+            shop["as_of"] = shop["as_of"].isoformat()
+        return data
+
+
+@dataclass(frozen=True, slots=True)
+class _Snapshot:
+    shops: dict[str, ShopInfo]
+    orders: Orders
+    lines: Lines
+    local_day: Ints
+
+
+def _snapshot(conn: Any) -> _Snapshot:
+    shops = {s.name: s for s in load_shops(conn)}
+    orders = load_orders(conn)
+    lines = load_lines(conn, orders)
+    day = np.zeros(len(orders), dtype=np.int64)
+    for shop in shops.values():
+        mask = orders.shop_id == shop.id
+        day[mask] = local_days(orders.created_us[mask], shop.timezone)
+    return _Snapshot(shops, orders, lines, day)
+
+
+def _top_labels(snap: _Snapshot, order_group: Ints, n_groups: int) -> list[str | None]:
+    """Top products per group as JSON text (None without purchases), from the groups' lines."""
+    lines = snap.lines
+    line_group = order_group[lines.order_index] if len(lines.order_index) else np.zeros(0, np.int64)
+    mine = line_group >= 0
+    g, p, _ = history.top_products(line_group[mine], lines.product[mine], lines.quantity[mine])
+    encoded = [json.dumps(label) for label in lines.labels]
+    top: list[list[str]] = [[] for _ in range(n_groups)]
+    for group, product in zip(g.tolist(), p.tolist(), strict=True):
+        top[group].append(encoded[product])
+    return ["[" + ", ".join(items) + "]" for items in top]
+
+
+def _shop_currency(snap: _Snapshot, shop: ShopInfo, cfg: ShopConfig) -> str | None:
+    """The shop's currency: from the store, the config, or else its most used order currency."""
+    if shop.currency:
+        return shop.currency
+    configured = getattr(cfg, "currency", None)
+    if configured:
+        return str(configured)
+    used = Counter(snap.orders.currency[snap.orders.shop_id == shop.id].tolist())
+    if not used:
+        return None
+    code = min(used, key=lambda c: (-used[c], snap.orders.currencies[c]))
+    return snap.orders.currencies[code]
+
+
+def _person_metrics(snap: _Snapshot, as_of_day: int, timings: Timings) -> MetricsRows:
+    o = snap.orders
+    with timings.stage("history"):
+        counted = is_purchase(o.cancelled, o.void_status, o.net_micros, snap.local_day, as_of_day)
+        counted &= o.person_id >= 0
+        width = max(len(o.currencies), 1)
+        keys, inverse = np.unique(
+            o.person_id[counted] * width + o.currency[counted], return_inverse=True
+        )
+        group = np.full(len(o), -1, dtype=np.int64)
+        group[counted] = inverse.ravel()
+        h = history.purchase_history(
+            group[counted],
+            o.created_us[counted],
+            snap.local_day[counted],
+            o.net_micros[counted],
+            len(keys),
+            as_of_day,
+        )
+        top = _top_labels(snap, group, len(keys))
+    return metrics_rows_for(
+        keys // width, [o.currencies[c] for c in (keys % width).tolist()], h, top
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class _ShopData:
+    customer_ids: Ints
+    counted: NDArray[np.bool_]  # over all orders: this shop's customers' purchases
+    group: Ints  # over all orders: customer index, -1 elsewhere
+    as_of_day: int
+    currency: str | None
+    other_currency: int
+
+
+def _shop_data(
+    snap: _Snapshot, shop: ShopInfo, customer_ids: Ints, currency: str | None, as_of_day: int
+) -> _ShopData:
+    o = snap.orders
+    mine = (o.shop_id == shop.id) & (o.customer_id >= 0)
+    counted = mine & is_purchase(
+        o.cancelled, o.void_status, o.net_micros, snap.local_day, as_of_day
+    )
+    code = snap.orders.currencies.index(currency) if currency in o.currencies else -1
+    same = o.currency == code
+    other = int(np.count_nonzero(counted & ~same))
+    counted &= same
+    group = np.full(len(o), -1, dtype=np.int64)
+    group[counted] = np.searchsorted(customer_ids, o.customer_id[counted])
+    return _ShopData(customer_ids, counted, group, as_of_day, currency, other)
+
+
+def summarise_shop(snap: _Snapshot, data: _ShopData) -> tuple[Ints, clv.RepeatSummary]:
+    o = snap.orders
+    c = data.counted
+    return history.repeat_summary(
+        data.group[c],
+        o.created_us[c],
+        snap.local_day[c],
+        o.net_micros[c],
+        len(data.customer_ids),
+        data.as_of_day,
+    )
+
+
+def _money_micros(values: NDArray[np.float64]) -> Ints:
+    """Model estimates as micro-units, rounded to 0.01 of the currency (they are estimates)."""
+    return (np.rint(values * 100).astype(np.int64)) * 10_000
+
+
+def _enrich_shop(
+    store: Store,
+    config: AppConfig,
+    cfg: ShopConfig,
+    shop: ShopInfo,
+    snap: _Snapshot,
+    as_of: date,
+    now: datetime,
+    timings: Timings,
+) -> ShopReport:
+    o = snap.orders
+    with store.engine.begin() as conn:
+        with timings.stage("load"):
+            customer_ids = load_customers(conn, shop.id)
+        with timings.stage("history"):
+            currency = _shop_currency(snap, shop, cfg)
+            data = _shop_data(snap, shop, customer_ids, currency, day_number(as_of))
+            c = data.counted
+            n = len(customer_ids)
+            h = history.purchase_history(
+                data.group[c],
+                o.created_us[c],
+                snap.local_day[c],
+                o.net_micros[c],
+                n,
+                data.as_of_day,
+            )
+            top = _top_labels(snap, data.group, n)
+        buyers = np.flatnonzero(h.buyers)
+        with timings.stage("rfm"):
+            r = np.zeros(n, dtype=np.int64)
+            f, m = r.copy(), r.copy()
+            seg = np.full(n, None, dtype=object)
+            r[buyers], f[buyers], m[buyers] = rfm.rfm_scores(
+                h.days_since_last[buyers], h.orders_count[buyers], h.total_micros[buyers]
+            )
+            seg[buyers] = rfm.segment_names(r[buyers], f[buyers], m[buyers])
+        with timings.stage("fit"):
+            owners, summary = summarise_shop(snap, data)
+            model = clv.fit_shop(summary, config.defaults.clv)
+            p_alive = np.full(n, np.nan)
+            expected = np.full(n, np.nan)
+            eov = np.full(n, -1, dtype=np.int64)
+            value = eov.copy()
+            if model.fitted:
+                assert model.bgnbd is not None and model.gamma_gamma is not None
+                settings = config.defaults.clv
+                pred = clv.predict(
+                    model.bgnbd,
+                    model.gamma_gamma,
+                    summary,
+                    settings.horizon_days,
+                    settings.annual_discount_rate,
+                )
+                if _usable(pred):
+                    p_alive[owners] = pred.p_alive
+                    expected[owners] = pred.expected_purchases
+                    eov[owners] = _money_micros(pred.expected_order_value)
+                    value[owners] = _money_micros(pred.clv)
+                else:
+                    model = clv.ShopModel(
+                        "failed",
+                        "model predictions are not finite (parameters at the edge of the formulas)",
+                        model.customers,
+                        model.repeat_customers,
+                        model.bgnbd,
+                        model.gamma_gamma,
+                        model.log_likelihood,
+                        model.fit_seconds,
+                    )
+        with timings.stage("segments"):
+            bought = h.orders_count > 0
+            scored = r > 0
+            modelled = ~np.isnan(p_alive)
+            cols = {
+                "orders_count": Column(h.orders_count, np.ones(n, bool)),
+                "total_spent": Column(h.total_micros, np.ones(n, bool)),
+                "average_order_value": Column(h.aov_micros, bought),
+                "mean_days_between_orders": Column(
+                    h.mean_days_between, ~np.isnan(h.mean_days_between)
+                ),
+                "days_since_last_order": Column(h.days_since_last, bought),
+                "days_since_first_order": Column(data.as_of_day - h.first_day, bought),
+                "recency_score": Column(r, scored),
+                "frequency_score": Column(f, scored),
+                "monetary_score": Column(m, scored),
+                "rfm_segment": Column(seg, scored),
+                "p_alive": Column(p_alive, modelled),
+                "expected_purchases": Column(expected, modelled),
+                "expected_order_value": Column(eov, eov >= 0),
+                "predicted_clv": Column(value, value >= 0),
+                "currency": Column(
+                    np.full(n, currency, dtype=object), np.full(n, currency is not None)
+                ),
+            }
+            masks = segments.built_in(cols, model.fitted)
+            rules = [(rule.name, parse_rule(rule.rule)) for rule in config.segment_rules(cfg)]
+            masks.update(segments.user_defined(rules, cols))
+        with timings.stage("write"):
+            rows = metrics_rows_for(customer_ids, [currency] * n, h, top)
+            scores = ScoreRows(r, f, m, seg, p_alive, expected, eov, value)
+            replace_customer_metrics(conn, shop.id, rows, scores, now)
+            changes = sync_memberships(conn, shop.id, customer_ids, masks, as_of)
+    return ShopReport(
+        shop=shop.name,
+        as_of=as_of,
+        currency=currency,
+        customers=n,
+        buyers=len(buyers),
+        other_currency_orders=data.other_currency,
+        model_status=model.status,
+        model_message=model.message,
+        segments=changes.members,
+        joined=changes.joined,
+        left=changes.left,
+    )
+
+
+def _usable(pred: clv.Predictions) -> bool:
+    arrays = (pred.p_alive, pred.expected_purchases, pred.expected_order_value, pred.clv)
+    return all(bool(np.all(np.isfinite(a))) and bool(np.all(a >= 0)) for a in arrays)
+
+
+def run_enrich(
+    store: Store,
+    config: AppConfig,
+    *,
+    shop_name: str | None = None,
+    as_of: date | None = None,
+    now: datetime | None = None,
+) -> EnrichReport:
+    """Compute identity, history, RFM, CLV and segments and write them to the store.
+
+    Args:
+        store: the open store.
+        config: the app config (shops, CLV settings, segment rules).
+        shop_name: only this shop's customers (identity and person metrics stay global).
+        as_of: the date metrics are computed at; orders after it are ignored. Default: today
+            in each shop's timezone (UTC for person metrics).
+        now: the current time (tests pin it).
+
+    Returns:
+        Per-shop counts, segment sizes and model status, and seconds per stage.
+
+    Raises:
+        UsageError: `shop_name` is not in the config.
+    """
+    now = now or datetime.now(UTC)
+    selected = config.selected(shop_name)
+    timings = Timings()
+    with store.engine.begin() as conn:
+        with timings.stage("identity"):
+            identity = assign_persons(conn, now)
+        with timings.stage("load"):
+            snap = _snapshot(conn)
+    person_rows = _person_metrics(snap, day_number(as_of or now.date()), timings)
+    with store.engine.begin() as conn, timings.stage("write"):
+        replace_person_metrics(conn, person_rows, now)
+    reports = []
+    for cfg in selected:
+        shop = snap.shops.get(cfg.name)
+        if shop is None:
+            if shop_name is not None:
+                raise UsageError(
+                    f"shop {cfg.name!r} has no data in the store yet: run a sync first"
+                )
+            continue
+        shop_as_of = as_of or today_in(shop.timezone, now)
+        reports.append(_enrich_shop(store, config, cfg, shop, snap, shop_as_of, now, timings))
+    return EnrichReport(identity, len(person_rows.key), reports, dict(timings.seconds))
+
+
+def model_shop(
+    store: Store,
+    config: AppConfig,
+    shop_name: str,
+    *,
+    as_of: date | None = None,
+    now: datetime | None = None,
+) -> tuple[date, clv.ShopModel]:
+    """Fit one shop's CLV models without writing anything (for `shopcrm model`).
+
+    Raises:
+        UsageError: the shop is not in the config or has no data in the store.
+    """
+    now = now or datetime.now(UTC)
+    cfg = config.shop(shop_name)
+    with store.engine.begin() as conn:
+        snap = _snapshot(conn)
+        shop = snap.shops.get(cfg.name)
+        if shop is None:
+            raise UsageError(f"shop {cfg.name!r} has no data in the store yet: run a sync first")
+        customer_ids = load_customers(conn, shop.id)
+    shop_as_of = as_of or today_in(shop.timezone, now)
+    currency = _shop_currency(snap, shop, cfg)
+    data = _shop_data(snap, shop, customer_ids, currency, day_number(shop_as_of))
+    _, summary = summarise_shop(snap, data)
+    return shop_as_of, clv.fit_shop(summary, config.defaults.clv)
