@@ -24,6 +24,7 @@ from shopcrm.connectors.base import (
     CustomerRecord,
     OrderRecord,
     Page,
+    R,
     ShopFacts,
     TagChange,
     TagResult,
@@ -59,6 +60,17 @@ from shopcrm.errors import (
 )
 
 Connection = Callable[[dict[str, Any]], Any]
+
+
+@dataclass(frozen=True, slots=True)
+class _Stream:
+    """How one record type is counted and paged."""
+
+    count: str  # the count document
+    document: str  # the list document
+    root: str  # its connection field
+    page: int  # records per full page
+    variables: dict[str, Any]  # beyond first/after/query
 
 
 @dataclass(frozen=True, slots=True)
@@ -258,34 +270,35 @@ class ShopifyConnector:
     def customers(self, since: datetime | None) -> Iterator[Page[CustomerRecord]]:
         """Customers updated at or after `since`, oldest-updated first (bulk if a large first
         sync)."""
-        first = self._first_page(CUSTOMERS_COUNT, since, CUSTOMERS_PAGE)
-        if first < 0:
-            yield from self._bulk.customers()
-            return
-        if first == 0:
-            return
-        variables = {"first": CUSTOMERS_PAGE, "query": updated_since(since and _iso(since))}
-        pages = self._paginate(CUSTOMERS, variables, lambda d: d.get("customers"), first)
-        for nodes, cursor in pages:
-            records = [customer_record(n) for n in nodes]
-            if records:
-                yield Page(records, high_water_mark=records[-1].updated_at, cursor=cursor)
+        stream = _Stream(CUSTOMERS_COUNT, CUSTOMERS, "customers", CUSTOMERS_PAGE, {})
+        yield from self._stream(stream, since, self._bulk.customers, customer_record)
 
     def orders(self, since: datetime | None) -> Iterator[Page[OrderRecord]]:
         """Orders (with every line) updated at or after `since`, oldest-updated first."""
-        first = self._first_page(ORDERS_COUNT, since, ORDERS_PAGE)
+        stream = _Stream(ORDERS_COUNT, ORDERS, "orders", ORDERS_PAGE, {"lines": LINES_PER_ORDER})
+        yield from self._stream(
+            stream, since, self._bulk.orders, lambda n: order_record(n, self._all_lines(n))
+        )
+
+    def _stream(
+        self,
+        stream: _Stream,
+        since: datetime | None,
+        bulk: Callable[[], Iterator[Page[R]]],
+        record: Callable[[dict[str, Any]], R],
+    ) -> Iterator[Page[R]]:
+        """Count, then bulk or pages sorted by updatedAt, each marked with its last record's."""
+        first = self._first_page(stream.count, since, stream.page)
         if first < 0:
-            yield from self._bulk.orders()
+            yield from bulk()
             return
         if first == 0:
             return
-        variables = {
-            "first": ORDERS_PAGE,
-            "lines": LINES_PER_ORDER,
-            "query": updated_since(since and _iso(since)),
-        }
-        for nodes, cursor in self._paginate(ORDERS, variables, lambda d: d.get("orders"), first):
-            records = [order_record(n, self._all_lines(n)) for n in nodes]
+        search = updated_since(since and _iso(since))
+        variables = {**stream.variables, "first": stream.page, "query": search}
+        connection: Connection = lambda d: d.get(stream.root)  # noqa: E731
+        for nodes, cursor in self._paginate(stream.document, variables, connection, first):
+            records = [record(n) for n in nodes]
             if records:
                 yield Page(records, high_water_mark=records[-1].updated_at, cursor=cursor)
 
