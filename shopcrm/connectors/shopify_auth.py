@@ -44,7 +44,6 @@ class ShopifyAuth:
         self._clock = clock
         self._token: str | None = None
         self._refresh_at: float | None = None
-        self.scopes: tuple[str, ...] = ()
         if credentials.access_token is not None:
             self._token = credentials.access_token.get_secret_value()
 
@@ -94,5 +93,3 @@ class ShopifyAuth:
         self._refresh_at = (
             now + lifetime - min(TOKEN_REFRESH_MARGIN_S, lifetime / 2) if lifetime > 0 else None
         )
-        scope = body.get("scope") or ""
-        self.scopes = tuple(s.strip() for s in str(scope).split(",") if s.strip())
