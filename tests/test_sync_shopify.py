@@ -21,7 +21,7 @@ from sqlalchemy import select
 from typer.testing import CliRunner
 
 from shopcrm.cli import app
-from shopcrm.connectors.base import Page
+from shopcrm.connectors.base import Page, TagChange
 from shopcrm.connectors.shopify import ShopifyConnector
 from shopcrm.sandbox.shopify import ShopifySandbox
 from shopcrm.sandbox.shopify_render import MoneyRenderer
@@ -254,3 +254,38 @@ def test_sync_killed_at_random_points_resumes_exactly(sandbox_factory: Any, tmp_
     assert_exact(store, sandbox)
     assert row_counts(store)[:2] == (len(sandbox.dataset.customers), len(sandbox.dataset.orders))
     store.close()
+
+
+def test_tags_change_only_the_managed_tags_given(sandbox_factory: Any) -> None:
+    sandbox = sandbox_factory(120, years=0.2)
+    config, shop, _ = sandbox_config(sandbox, "sqlite://")
+    ds = sandbox.dataset
+    ids = sorted(ds.customers)[:100]
+    ds.customers[ids[0]].tags = ["vip", "crm:old"]
+    ds.customers[ids[1]].tags = ["wholesale"]
+    changes = [
+        TagChange(f"gid://shopify/Customer/{cid}", add=frozenset({"crm:loyal"})) for cid in ids
+    ]
+    changes[0] = TagChange(
+        changes[0].customer_platform_id,
+        add=frozenset({"crm:loyal"}),
+        remove=frozenset({"crm:old"}),
+    )
+    changes.insert(5, TagChange("gid://shopify/Customer/999999", add=frozenset({"crm:loyal"})))
+    ds.customers[ids[1]].tags.append("added-by-merchant-after-our-pull")
+    connector = ShopifyConnector(shop, config)
+    before = sandbox.server.stats.requests
+    results = list(connector.apply(changes))
+    connector.close()
+
+    assert [r.customer_platform_id for r in results] == [c.customer_platform_id for c in changes]
+    failed = [r for r in results if not r.ok]
+    assert [r.customer_platform_id for r in failed] == ["gid://shopify/Customer/999999"]
+    assert sorted(ds.customers[ids[0]].tags) == ["crm:loyal", "vip"]
+    assert sorted(ds.customers[ids[1]].tags) == [
+        "added-by-merchant-after-our-pull",
+        "crm:loyal",
+        "wholesale",
+    ]
+    assert all("crm:loyal" in ds.customers[cid].tags for cid in ids)
+    assert sandbox.server.stats.requests - before == 2  # 102 mutations in documents of 75
