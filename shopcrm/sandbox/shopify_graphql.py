@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from graphql import GraphQLError
@@ -132,7 +133,7 @@ class Resolvers:
         stop = len(order.lines) if first is None else min(len(order.lines), start + first)
         lines = order.lines[start:stop]
         page = Slice(
-            lines,  # type: ignore[arg-type]
+            lines,
             [(start + i, line.id) for i, line in enumerate(lines)],
             stop < len(order.lines),
             start > 0,
@@ -152,8 +153,7 @@ class Resolvers:
         self._warn(kind, args.get("query"), search)
         accept = None
         if kind == "order" and "read_all_orders" not in self.call.token.scopes:
-            oldest = self.dataset.now - ORDER_WINDOW
-            accept: Callable[[Record], bool] | None = lambda r: r.created_at >= oldest  # noqa: E731
+            accept = _created_since(self.dataset.now - ORDER_WINDOW)
         try:
             with self.dataset.lock:
                 return self.shop.index.page(
@@ -290,45 +290,30 @@ class Resolvers:
     def change_tags(self, target: str, tags: Iterable[str], *, add: bool) -> Node:
         """tagsAdd / tagsRemove on a customer or an order: exactly the given tags, nothing else."""
         parsed = parse_gid(target)
-        scope = "write_customers" if parsed and parsed[0] == "Customer" else "write_orders"
+        kind = parsed[0] if parsed else None
+        scope = "write_orders" if kind == "Order" else "write_customers"
         _require(self.call, scope, "tagsAdd" if add else "tagsRemove")
         wanted = [t.strip() for raw in tags for t in raw.split(",") if t.strip()]
-        errors = [
-            {
-                "field": ["tags"],
-                "message": f"Tag '{t[:40]}…' is too long (maximum is {MAX_TAG_LENGTH} characters)",
-            }
-            for t in wanted
-            if len(t) > MAX_TAG_LENGTH
-        ]
         with self.dataset.lock:
             record = self._taggable(parsed)
             if record is None:
-                return {
-                    "node": None,
-                    "userErrors": [{"field": ["id"], "message": "Resource does not exist"}],
-                }
-            if errors:
-                return {"node": {"__typename": parsed[0], "id": target}, "userErrors": errors}  # type: ignore[index]
-            current: list[str] = (
-                record.tags if parsed[0] == "Customer" else record.extra.setdefault("tags", [])
-            )  # type: ignore[index,union-attr]
+                return _tags_payload(None, "id", "Resource does not exist")
+            node = {"__typename": kind, "id": target}
+            too_long = next((t for t in wanted if len(t) > MAX_TAG_LENGTH), None)
+            if too_long is not None:
+                message = (
+                    f"Tag '{too_long[:40]}…' is too long (maximum is {MAX_TAG_LENGTH} characters)"
+                )
+                return _tags_payload(node, "tags", message)
+            current = record.tags if kind == "Customer" else record.extra.setdefault("tags", [])
             changed = _apply_tags(current, wanted, add=add)
             if changed is None:
-                return {
-                    "node": {"__typename": parsed[0], "id": target},  # type: ignore[index]
-                    "userErrors": [
-                        {
-                            "field": ["tags"],
-                            "message": f"A resource can have at most {MAX_TAGS} tags",
-                        }
-                    ],
-                }
+                return _tags_payload(node, "tags", f"A resource can have at most {MAX_TAGS} tags")
             if changed:
                 record.updated_at = max(record.updated_at, self.dataset.now)
                 self.dataset.version += 1
                 self.call.wrote = True
-        return {"node": {"__typename": parsed[0], "id": target}, "userErrors": []}  # type: ignore[index]
+        return {"node": node, "userErrors": []}
 
     def _taggable(self, parsed: tuple[str, int] | None) -> Any:
         if parsed is None:
@@ -339,6 +324,15 @@ class Resolvers:
         if kind == "Order":
             return self.dataset.orders.get(ident)
         return None
+
+
+def _created_since(oldest: datetime) -> Callable[[Record], bool]:
+    """Orders older than this are hidden from tokens without `read_all_orders`."""
+    return lambda record: record.created_at >= oldest
+
+
+def _tags_payload(node: Node | None, field_name: str, message: str) -> Node:
+    return {"node": node, "userErrors": [{"field": [field_name], "message": message}]}
 
 
 def _apply_tags(current: list[str], wanted: list[str], *, add: bool) -> bool | None:

@@ -65,7 +65,7 @@ def sort_key(record: Record, sort: str) -> SortKey:
 class Slice:
     """One page: the records, their keys, and whether more exist on either side."""
 
-    records: list[Record]
+    records: list[Any]  # customers, orders, or an order's lines
     keys: list[SortKey]
     has_next: bool
     has_previous: bool
@@ -104,7 +104,8 @@ class ShopIndex:
         return self.dataset.customers if kind == "customer" else self.dataset.orders
 
     def orders_of(self, customer_id: int) -> list[SeedOrder]:
-        self._fresh()
+        with self.dataset.lock:  # renderers call this outside the page's lock
+            self._fresh()
         return self._orders_of.get(customer_id, [])
 
     def page(
