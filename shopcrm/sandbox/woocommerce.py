@@ -153,6 +153,8 @@ class WooCommerceSandbox:
                 customer.extra.setdefault(shapes.META, shapes.seed_meta(customer, self._meta_id))
         self.server = SandboxServer(self.handle, port=port, name="woocommerce")
         self._paying_cache: tuple[int, set[int]] | None = None
+        self._writes = 0  # bumped by writes through the API, beside dataset.version
+        self._selected: dict[Listing, tuple[tuple[Any, ...], list[Any]]] = {}
         api = "/wp-json/wc/v3"
         self._routes: list[tuple[str, re.Pattern[str], str | None, Route]] = [
             ("GET", re.compile(f"{api}/customers/?"), "list", self._list_customers),
@@ -366,7 +368,20 @@ class WooCommerceSandbox:
     ) -> SandboxResponse:
         query = parse_list_query(call.params, listing, zone=self.zone)
         with self.dataset.lock:
-            return self._page(call, query, select(query), render)
+            return self._page(call, query, self._selection(listing, query, select), render)
+
+    def _selection(
+        self, listing: Listing, query: ListQuery, select: Callable[[ListQuery], list[Any]]
+    ) -> list[Any]:
+        """The matching records in order, kept while nothing changed: a client paging
+        through a listing costs one filter-and-sort, not one per page."""
+        ds = self.dataset
+        key = (query.selection(), ds.version, self._writes, len(ds.customers), len(ds.orders))
+        cached = self._selected.get(listing)
+        if cached is None or cached[0] != key:
+            cached = (key, select(query))
+            self._selected[listing] = cached
+        return cached[1]
 
     # -- single records -------------------------------------------------------------------
 
@@ -443,6 +458,7 @@ class WooCommerceSandbox:
             if isinstance(entry, dict) and "key" in entry:
                 self._set_meta(rows, entry)
         customer.updated_at = max(customer.updated_at, self.dataset.now)
+        self._writes += 1
 
     def _set_meta(self, rows: list[dict[str, Any]], entry: dict[str, Any]) -> None:
         """`update_meta_data(key, value, id)`: by id, else upsert by key; null deletes."""
@@ -466,6 +482,7 @@ class WooCommerceSandbox:
             link.pop("targetHints")  # the resource is gone: nothing is allowed on it any more
         del self.dataset.customers[customer.id]
         self._paying_cache = None
+        self._writes += 1
         now = self.dataset.now
         for order in self.dataset.orders.values():
             if order.customer_id == customer.id:

@@ -103,6 +103,18 @@ class ListQuery:
     dates_are_gmt: bool = False
     text: dict[str, str] = field(default_factory=dict)  # role, email, search, customer, status
 
+    def selection(self) -> tuple[Any, ...]:
+        """What decides which records match and in which order (not which page of them)."""
+        return (
+            self.orderby,
+            self.order,
+            None if self.include is None else tuple(self.include),
+            tuple(self.exclude),
+            self.dates_are_gmt,
+            tuple(sorted((name, value.naive) for name, value in self.dates.items())),
+            tuple(sorted(self.text.items())),
+        )
+
 
 def _ints(value: str | Mapping[str, str]) -> list[int] | None:
     items = list(value.values()) if isinstance(value, Mapping) else value.split(",")
