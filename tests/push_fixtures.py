@@ -52,6 +52,7 @@ class FakePlatform:
     missing: set[str] = field(default_factory=set)  # answer 404 for these
     invalid: set[str] = field(default_factory=set)  # answer a validation error for these
     fail_all: bool = False  # every request fails like a 500
+    fail_detail: str = ""  # appended to that error (e.g. a URL quoting a credential)
     crash_after_writes: int | None = None  # raise after this many writes (a crash)
     page_delay_s: float = 0.0
     gate: Path | None = None  # after the first page, wait until this file exists
@@ -116,7 +117,7 @@ class FakeConnector:
         p = self.platform
         if p.fail_all:
             self._requests += 1
-            raise PlatformUnavailable("HTTP 500 from the fake platform", status=500)
+            raise PlatformUnavailable(f"HTTP 500 from the fake platform{p.fail_detail}", status=500)
         if write and p.crash_after_writes is not None and p.writes >= p.crash_after_writes:
             raise KeyboardInterrupt("simulated crash")
         self._requests += 1

@@ -191,12 +191,18 @@ def test_a_platform_failing_for_a_batch_stops_and_logs_it(setup) -> None:
     store, platform, config = setup
     register_secret("cs_fake_secret")
     platform.fail_all = True
+    platform.fail_detail = " at /customers?consumer_secret=cs_fake_secret"
     with pytest.raises(PlatformUnavailable):
         push(store, config, platform, force=True)
     with store.session() as session:
         outcomes = session.execute(select(PushLog.outcome, PushLog.error)).all()
     assert len(outcomes) == 5
-    assert all(o == "failed" and "HTTP 500" in e for o, e in outcomes)
+    for outcome, error in outcomes:
+        assert outcome == "failed"
+        assert (
+            error
+            == "not applied: HTTP 500 from the fake platform at /customers?consumer_secret=***"
+        )
 
 
 def test_a_shop_that_cannot_be_tagged_is_skipped(setup) -> None:
