@@ -69,7 +69,9 @@ def test_gamma_gamma_recovers_parameters(simulated):
 
 def test_holdout_purchases_match_simulation(simulated):
     fit, _ = clv.fit_bgnbd(simulated["x"], simulated["t_x"], simulated["T"])
-    predicted = clv.expected_purchases(fit, HOLDOUT_DAYS, simulated["x"], simulated["t_x"], simulated["T"])
+    predicted = clv.expected_purchases(
+        fit, HOLDOUT_DAYS, simulated["x"], simulated["t_x"], simulated["T"]
+    )
     assert predicted.mean() == pytest.approx(simulated["holdout"].mean(), rel=0.05)
 
 
@@ -93,12 +95,16 @@ def _by_integration(params: clv.BgNbdParams, t: float, x: int, t_x: float, T: fl
     r, alpha, a, b = params.r, params.alpha, params.a, params.b
 
     def alive_mean(p: float) -> float:
-        # given alive: lambda ~ Gamma(r + x, alpha + T); E[purchases in t] = (1 - E[e^{-lambda p t}])/p
+        # given alive: lambda ~ Gamma(r + x, alpha + T);
+        # E[purchases in t] = (1 - E[exp(-lambda p t)]) / p
         return (1 - ((alpha + T) / (alpha + T + p * t)) ** (r + x)) / p
 
     log_beta = betaln(a, b + x)
     expectation, _ = integrate.quad(
-        lambda p: alive_mean(p) * math.exp((a - 1) * math.log(p) + (b + x - 1) * math.log1p(-p) - log_beta),
+        lambda p: (
+            alive_mean(p)
+            * math.exp((a - 1) * math.log(p) + (b + x - 1) * math.log1p(-p) - log_beta)
+        ),
         0,
         1,
         limit=200,
@@ -118,7 +124,9 @@ def test_conditional_expectation_matches_integration(x, t_x, T, t):
 
 def test_conditional_expectation_matches_hardie_spreadsheet():
     """The CDNOW example of FHL05's companion spreadsheet: x=2, t_x=30.43, T=38.86, t=39."""
-    value = clv.expected_purchases(CDNOW, 39.0, np.array([2.0]), np.array([30.43]), np.array([38.86]))
+    value = clv.expected_purchases(
+        CDNOW, 39.0, np.array([2.0]), np.array([30.43]), np.array([38.86])
+    )
     assert value[0] == pytest.approx(1.226, abs=1e-3)
 
 
@@ -140,7 +148,11 @@ def test_expected_order_value_by_hand():
 def test_log_likelihood_of_one_customer_by_hand():
     """x=0 reduces eq. (6) to (alpha/(alpha+T))^r: e.g. r=1, alpha=1, T=3 -> ln(1/4)."""
     ll, _ = clv.bgnbd_log_likelihood(
-        np.log([1.0, 1.0, 1.0, 2.0]), np.array([0.0]), np.array([0.0]), np.array([3.0]), np.array([1.0])
+        np.log([1.0, 1.0, 1.0, 2.0]),
+        np.array([0.0]),
+        np.array([0.0]),
+        np.array([3.0]),
+        np.array([1.0]),
     )
     assert ll == pytest.approx(math.log(0.25))
 
@@ -160,8 +172,11 @@ def test_gradient_matches_finite_differences(simulated):
 
 def test_clv_discounting_and_horizon():
     summary = clv.RepeatSummary(
-        frequency=np.array([3]), recency=np.array([200]), age=np.array([300]),
-        monetary=np.array([50.0]), days_since_last=np.array([100]),
+        frequency=np.array([3]),
+        recency=np.array([200]),
+        age=np.array([300]),
+        monetary=np.array([50.0]),
+        days_since_last=np.array([100]),
     )
     undiscounted = clv.predict(TRUTH_BG, TRUTH_GG, summary, 365, 0.0)
     discounted = clv.predict(TRUTH_BG, TRUTH_GG, summary, 365, 0.10)
@@ -176,8 +191,11 @@ def _summary(n: int, repeat: int, age: int = 400, quiet: int = 5) -> clv.RepeatS
     freq = np.zeros(n, dtype=np.int64)
     freq[:repeat] = 2
     return clv.RepeatSummary(
-        frequency=freq, recency=np.where(freq > 0, 100, 0), age=np.full(n, age),
-        monetary=np.where(freq > 0, 30.0, np.nan), days_since_last=np.full(n, quiet),
+        frequency=freq,
+        recency=np.where(freq > 0, 100, 0),
+        age=np.full(n, age),
+        monetary=np.where(freq > 0, 30.0, np.nan),
+        days_since_last=np.full(n, quiet),
     )
 
 
@@ -209,8 +227,10 @@ def test_unidentified_fit_fails_cleanly():
 def test_fit_shop_on_simulated_days(simulated):
     x = np.floor(simulated["x"]).astype(np.int64)
     summary = clv.RepeatSummary(
-        frequency=x, recency=np.floor(simulated["t_x"]).astype(np.int64),
-        age=np.floor(simulated["T"]).astype(np.int64), monetary=simulated["m"],
+        frequency=x,
+        recency=np.floor(simulated["t_x"]).astype(np.int64),
+        age=np.floor(simulated["T"]).astype(np.int64),
+        monetary=simulated["m"],
         days_since_last=np.floor(simulated["T"] - simulated["t_x"]).astype(np.int64),
     )
     model = clv.fit_shop(summary, ClvSettings(max_days_since_last_order=1000))

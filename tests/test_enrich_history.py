@@ -28,7 +28,14 @@ from shopcrm.connectors.base import CustomerRecord, OrderLineRecord, OrderRecord
 from shopcrm.enrich import run_enrich
 from shopcrm.enrich.identity import normalise_email
 from shopcrm.enrich.rfm import SEGMENTS, quintile_scores, segment_names
-from shopcrm.store.models import Customer, CustomerMetrics, Order, Person, PersonMetrics, SegmentMembership
+from shopcrm.store.models import (
+    Customer,
+    CustomerMetrics,
+    Order,
+    Person,
+    PersonMetrics,
+    SegmentMembership,
+)
 from shopcrm.store.upsert import ensure_shop, upsert_customers, upsert_orders
 
 AS_OF = date(2026, 3, 1)
@@ -52,7 +59,13 @@ def line(title: str, quantity: int) -> OrderLineRecord:
 CONFIG = parse_config(
     {
         "shops": [
-            {"name": "a", "platform": "csv", "path": "a", "currency": "EUR", "timezone": "Europe/Berlin"},
+            {
+                "name": "a",
+                "platform": "csv",
+                "path": "a",
+                "currency": "EUR",
+                "timezone": "Europe/Berlin",
+            },
             {"name": "b", "platform": "csv", "path": "b", "currency": "EUR"},
         ],
         "segments": [{"name": "big", "rule": "total_spent > 100"}],
@@ -78,17 +91,49 @@ def load_fixture(store) -> None:
             s,
             a,
             [
-                order("o1", utc(2026, 1, 10, 10), "100", customer_platform_id="c1", lines=(line("Mug", 2),)),
-                order("o2", utc(2026, 1, 10, 15), "50", customer_platform_id="c1", lines=(line("Tea", 1),)),
-                order("o3", utc(2026, 2, 9, 10), "80", refunded=Decimal(30), customer_platform_id="c1",
-                      lines=(line("Mug", 1),)),
-                order("o4", utc(2026, 2, 15), "500", customer_platform_id="c1", cancelled_at=utc(2026, 2, 16)),
-                order("o5", utc(2026, 2, 20), "40", refunded=Decimal(40), customer_platform_id="c1"),
+                order(
+                    "o1",
+                    utc(2026, 1, 10, 10),
+                    "100",
+                    customer_platform_id="c1",
+                    lines=(line("Mug", 2),),
+                ),
+                order(
+                    "o2",
+                    utc(2026, 1, 10, 15),
+                    "50",
+                    customer_platform_id="c1",
+                    lines=(line("Tea", 1),),
+                ),
+                order(
+                    "o3",
+                    utc(2026, 2, 9, 10),
+                    "80",
+                    refunded=Decimal(30),
+                    customer_platform_id="c1",
+                    lines=(line("Mug", 1),),
+                ),
+                order(
+                    "o4",
+                    utc(2026, 2, 15),
+                    "500",
+                    customer_platform_id="c1",
+                    cancelled_at=utc(2026, 2, 16),
+                ),
+                order(
+                    "o5", utc(2026, 2, 20), "40", refunded=Decimal(40), customer_platform_id="c1"
+                ),
                 order("o6", utc(2026, 3, 5), "999", customer_platform_id="c1"),
                 order("o7", utc(2026, 2, 25), "70", currency="USD", customer_platform_id="c1"),
                 order("o8", utc(2026, 2, 28, 23, 30), "10", customer_platform_id="c2"),
                 order("o9", utc(2026, 3, 1, 23, 30), "20", customer_platform_id="c2"),
-                order("o10", utc(2026, 2, 1), "15", customer_platform_id="c3", financial_status="VOIDED"),
+                order(
+                    "o10",
+                    utc(2026, 2, 1),
+                    "15",
+                    customer_platform_id="c3",
+                    financial_status="VOIDED",
+                ),
                 order("g1", utc(2026, 2, 1), "30", email=" ANN@example.com"),
                 order("g2", utc(2026, 2, 2), "12"),
             ],
@@ -101,7 +146,7 @@ def load_fixture(store) -> None:
 def metrics(store) -> dict[str, CustomerMetrics]:
     with store.session() as s:
         rows = s.execute(select(Customer.platform_id, CustomerMetrics).join(CustomerMetrics)).all()
-    return {pid: m for pid, m in rows}
+    return dict(rows)
 
 
 def memberships(store) -> dict[tuple[str, str], date]:
@@ -117,8 +162,8 @@ def memberships(store) -> dict[tuple[str, str], date]:
 def persons(store) -> dict[str, int | None]:
     """Platform id (customers and orders) -> person id."""
     with store.session() as s:
-        out = {pid: person for pid, person in s.execute(select(Customer.platform_id, Customer.person_id))}
-        out.update({pid: person for pid, person in s.execute(select(Order.platform_id, Order.person_id))})
+        out = dict(s.execute(select(Customer.platform_id, Customer.person_id)).all())
+        out.update(dict(s.execute(select(Order.platform_id, Order.person_id)).all()))
     return out
 
 
@@ -146,7 +191,12 @@ def test_customer_history(enriched):
     assert (c2.orders_count, c2.total_spent, c2.days_since_last_order) == (1, Decimal("10"), 0)
     assert c2.mean_days_between_orders is None
     c3 = m["c3"]
-    assert (c3.orders_count, c3.total_spent, c3.first_order_at, c3.recency_score) == (0, Decimal(0), None, None)
+    assert (c3.orders_count, c3.total_spent, c3.first_order_at, c3.recency_score) == (
+        0,
+        Decimal(0),
+        None,
+        None,
+    )
     assert c3.average_order_value is None
 
 
@@ -186,7 +236,8 @@ def test_identity_links_shops_and_guests(enriched):
     ann = p["c1"]
     assert ann is not None
     assert p["o1"] == p["g1"] == p["d1"] == p["b1"] == ann
-    assert p["c2"] not in (None, ann) and p["o8"] == p["c2"]
+    assert p["c2"] not in (None, ann)
+    assert p["o8"] == p["c2"]
     assert p["c3"] not in (None, ann, p["c2"])
     assert p["g2"] is None
     with store.session() as s:
@@ -201,7 +252,9 @@ def test_person_history_per_currency(enriched):
         rows = {
             (m.currency): m
             for m in s.execute(
-                select(PersonMetrics).join(Person).where(Person.email_normalised == "ann@example.com")
+                select(PersonMetrics)
+                .join(Person)
+                .where(Person.email_normalised == "ann@example.com")
             ).scalars()
         }
     assert set(rows) == {"EUR", "USD"}  # never summed across currencies
@@ -242,7 +295,8 @@ def test_email_change_moves_person_and_memberships_keep_their_date(enriched):
     assert p["c1"] not in (None, ann)
     assert p["o1"] == p["o3"] == p["c1"]  # its orders moved with it
     assert p["g1"] == p["d1"] == ann  # the guest checkout and the other shop stay with the email
-    assert p["c3"] is not None and p["c3"] != p["c1"]
+    assert p["c3"] is not None
+    assert p["c3"] != p["c1"]
     with store.session() as s:
         bob = s.execute(select(Person).where(Person.email_normalised == "bob@example.com")).first()
     assert bob is None  # nobody points to it any more
@@ -281,8 +335,18 @@ def test_store_normalisation_matches_the_rule(store):
     """The SQL fast path and the Python path give exactly `normalise_email` on both databases."""
     with store.session() as s:
         shop = ensure_shop(s, "a", "csv", now=SYNCED)
-        upsert_customers(s, shop, [CustomerRecord(f"c{i}", SYNCED, email=e) for i, (e, _) in enumerate(EMAILS)], SYNCED)
-        upsert_orders(s, shop, [order(f"g{i}", SYNCED, "1", email=e) for i, (e, _) in enumerate(EMAILS)], SYNCED)
+        upsert_customers(
+            s,
+            shop,
+            [CustomerRecord(f"c{i}", SYNCED, email=e) for i, (e, _) in enumerate(EMAILS)],
+            SYNCED,
+        )
+        upsert_orders(
+            s,
+            shop,
+            [order(f"g{i}", SYNCED, "1", email=e) for i, (e, _) in enumerate(EMAILS)],
+            SYNCED,
+        )
     run_enrich(store, CONFIG, shop_name="a", as_of=AS_OF, now=NOW)
     with store.session() as s:
         stored = dict(s.execute(select(Customer.platform_id, Customer.email_normalised)).all())
@@ -312,9 +376,18 @@ def test_segment_map_is_complete():
     r, f, m = (a.ravel() for a in np.meshgrid(*[np.arange(1, 6)] * 3, indexing="ij"))
     names = segment_names(r, f, m)
     assert set(names) == set(SEGMENTS)
-    cells = {(1, 1, 1): "lost", (5, 5, 5): "champions", (5, 1, 1): "new", (4, 1, 1): "promising",
-             (3, 3, 3): "need-attention", (1, 5, 5): "cannot-lose", (2, 2, 1): "hibernating",
-             (4, 5, 4): "loyal", (3, 1, 2): "about-to-sleep", (2, 3, 4): "at-risk",
-             (5, 2, 3): "potential-loyalist"}
+    cells = {
+        (1, 1, 1): "lost",
+        (5, 5, 5): "champions",
+        (5, 1, 1): "new",
+        (4, 1, 1): "promising",
+        (3, 3, 3): "need-attention",
+        (1, 5, 5): "cannot-lose",
+        (2, 2, 1): "hibernating",
+        (4, 5, 4): "loyal",
+        (3, 1, 2): "about-to-sleep",
+        (2, 3, 4): "at-risk",
+        (5, 2, 3): "potential-loyalist",
+    }
     for (rr, ff, mm), name in cells.items():
         assert segment_names(np.array([rr]), np.array([ff]), np.array([mm]))[0] == name

@@ -15,7 +15,8 @@ COLUMNS = {
     "total_spent": Column(np.array([600_500_000, 99_990_000, 0, 2_000_000_000]), np.ones(4, bool)),
     "p_alive": Column(np.array([0.2, 0.9, np.nan, 0.95]), np.array([True, True, False, True])),
     "rfm_segment": Column(
-        np.array(["loyal", "new", None, "champions"], dtype=object), np.array([True, True, False, True])
+        np.array(["loyal", "new", None, "champions"], dtype=object),
+        np.array([True, True, False, True]),
     ),
     "days_since_last_order": Column(np.array([40, 3, 0, 1]), np.array([True, True, False, True])),
     "currency": Column(np.array(["EUR"] * 4, dtype=object), np.ones(4, bool)),

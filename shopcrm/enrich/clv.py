@@ -341,7 +341,11 @@ def _alive_expectation(params: BgNbdParams, t: float, x: FloatArray, T: FloatArr
 
 
 def expected_order_value(params: GammaGammaParams, x: FloatArray, m: FloatArray) -> FloatArray:
-    """E[M | x, m] [FH13]: (p (v + x m)) / (p x + q - 1); the population mean p v / (q - 1) at x = 0."""
+    """E[M | x, m] [FH13]: p (v + x m) / (p x + q - 1); at x = 0 the population mean p v / (q - 1).
+
+    A customer without a repeat purchase has no repeat spend to go on (its first purchase is
+    not part of the model), so it gets the population mean.
+    """
     x = np.asarray(x, np.float64)
     m = np.where(x > 0, np.asarray(m, np.float64), 0.0)
     p, q, v = params.p, params.q, params.v
@@ -365,7 +369,7 @@ def predict(
     T = summary.age.astype(np.float64)
     alive = p_alive(bgnbd, x, t_x, T)
     value = expected_order_value(gamma_gamma, x, summary.monetary)
-    steps = list(range(CLV_STEP_DAYS, horizon_days, CLV_STEP_DAYS)) + [horizon_days]
+    steps = [*list(range(CLV_STEP_DAYS, horizon_days, CLV_STEP_DAYS)), horizon_days]
     first, inverse = _unique_rows(x, T)  # the alive-expectation depends on (x, T) only
     previous = np.zeros(len(first))
     discounted = np.zeros(len(first))

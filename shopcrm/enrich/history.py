@@ -170,7 +170,9 @@ def top_products(group: Ints, product: Ints, quantity: Ints, k: int = 3) -> tupl
     order = np.argsort(key, kind="stable")
     key = key[order]
     starts = _starts(key)
-    totals = np.add.reduceat(np.asarray(quantity, dtype=np.int64)[order], starts) if len(key) else key
+    totals = (
+        np.add.reduceat(np.asarray(quantity, dtype=np.int64)[order], starts) if len(key) else key
+    )
     g, p = key[starts] // width, key[starts] % width
     order = np.lexsort((p, -totals, g))
     g, p, totals = g[order], p[order], totals[order]

@@ -135,7 +135,7 @@ def assign_persons(conn: Connection, now: datetime) -> IdentityReport:
         )
         execute_many(
             conn,
-            f"UPDATE customer SET person_id = {d.param()} WHERE id = {d.param()}",
+            f"UPDATE customer SET person_id = {d.param()} WHERE id = {d.param()}",  # noqa: S608
             list(zip(ids, lonely, strict=True)),
         )
     own_customer = (
@@ -151,7 +151,7 @@ def assign_persons(conn: Connection, now: datetime) -> IdentityReport:
     )
     conn.execute(
         text(
-            "UPDATE orders SET person_id = p.id FROM person AS p "
+            "UPDATE orders SET person_id = p.id FROM person AS p "  # noqa: S608
             "WHERE p.email_normalised = orders.email_normalised "
             "AND (orders.person_id IS NULL OR orders.person_id <> p.id) "
             f"AND NOT EXISTS ({own_customer})"
@@ -159,7 +159,7 @@ def assign_persons(conn: Connection, now: datetime) -> IdentityReport:
     )
     conn.execute(
         text(
-            "UPDATE orders SET person_id = NULL "
+            "UPDATE orders SET person_id = NULL "  # noqa: S608
             "WHERE person_id IS NOT NULL AND email_normalised IS NULL "
             f"AND NOT EXISTS ({own_customer})"
         )

@@ -122,7 +122,11 @@ def load_lines(conn: Connection, orders: Orders) -> Lines:
     """
     order_ids, quantity, names = fetch_columns(
         conn,
-        [("order_id", "int"), ("quantity", "int"), ("COALESCE(title, sku, product_id, '')", "text")],
+        [
+            ("order_id", "int"),
+            ("quantity", "int"),
+            ("COALESCE(title, sku, product_id, '')", "text"),
+        ],
         "order_line",
     )
     sorter = np.argsort(orders.order_id, kind="stable")

@@ -254,7 +254,8 @@ def _enrich_shop(
             eov = np.full(n, -1, dtype=np.int64)
             value = eov.copy()
             if model.fitted:
-                assert model.bgnbd is not None and model.gamma_gamma is not None
+                assert model.bgnbd is not None
+                assert model.gamma_gamma is not None
                 settings = config.defaults.clv
                 pred = clv.predict(
                     model.bgnbd,

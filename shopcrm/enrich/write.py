@@ -75,10 +75,7 @@ def _history_columns(d: Dialect, m: MetricsRows) -> list[list[Any]]:
         d.money(m.aov_micros, bought),
         _floats(m.mean_days_between),
         _ints(m.days_since_last, bought),
-        [
-            p if ok else None
-            for p, ok in zip(m.top_products, bought.tolist(), strict=True)
-        ],
+        [p if ok else None for p, ok in zip(m.top_products, bought.tolist(), strict=True)],
     ]
 
 
@@ -93,7 +90,7 @@ def replace_customer_metrics(
 ) -> None:
     """Replace every metrics row of a shop with these."""
     d = dialect_of(conn)
-    execute_many(conn, f"DELETE FROM customer_metrics WHERE shop_id = {d.param()}", [(shop_id,)])
+    execute_many(conn, f"DELETE FROM customer_metrics WHERE shop_id = {d.param()}", [(shop_id,)])  # noqa: S608
     scored = s.recency > 0
     cols = _history_columns(d, m)
     cols[1:1] = [[shop_id] * len(m.key)]
@@ -112,7 +109,7 @@ def replace_customer_metrics(
     params[10] = _json(d)
     execute_many(
         conn,
-        f"INSERT INTO customer_metrics (customer_id, shop_id, {_HISTORY}, recency_score, "
+        f"INSERT INTO customer_metrics (customer_id, shop_id, {_HISTORY}, recency_score, "  # noqa: S608
         "frequency_score, monetary_score, rfm_segment, p_alive, expected_purchases, "
         f"expected_order_value, predicted_clv, computed_at) VALUES ({', '.join(params)})",
         list(zip(*cols, strict=True)),
@@ -129,7 +126,7 @@ def replace_person_metrics(conn: Connection, m: MetricsRows, computed_at: dateti
     params[9] = _json(d)
     execute_many(
         conn,
-        f"INSERT INTO person_metrics (person_id, {_HISTORY}, computed_at) "
+        f"INSERT INTO person_metrics (person_id, {_HISTORY}, computed_at) "  # noqa: S608
         f"VALUES ({', '.join(params)})",
         list(zip(*cols, strict=True)),
     )
@@ -164,7 +161,7 @@ def sync_memberships(
     d = dialect_of(conn)
     rows = fetch(
         conn,
-        f"SELECT customer_id, segment FROM segment_membership WHERE shop_id = {d.param()}",
+        f"SELECT customer_id, segment FROM segment_membership WHERE shop_id = {d.param()}",  # noqa: S608
         (shop_id,),
     )
     held_customers, held_segments = columns(rows, 2)
@@ -182,13 +179,13 @@ def sync_memberships(
     left = np.setdiff1d(held, wanted)
     execute_many(
         conn,
-        f"DELETE FROM segment_membership WHERE customer_id = {d.param()} AND segment = {d.param()}",
+        f"DELETE FROM segment_membership WHERE customer_id = {d.param()} AND segment = {d.param()}",  # noqa: S608
         [(int(k // width), names[int(k % width)]) for k in left.tolist()],
     )
     day = d.day(since)
     execute_many(
         conn,
-        "INSERT INTO segment_membership (shop_id, customer_id, segment, since) "
+        "INSERT INTO segment_membership (shop_id, customer_id, segment, since) "  # noqa: S608
         f"VALUES ({d.params(4)})",
         [(shop_id, k // width, names[k % width], day) for k in joined.tolist()],
     )
