@@ -212,6 +212,7 @@ class BigCommerceConnector:
             shop=shop.name,
             headers={
                 "X-Auth-Token": shop.credentials.access_token.get_secret_value(),
+                # the orders spec requires it even on GET /orders/{id}/products
                 "Content-Type": "application/json",
             },
             pacer=self.pacer,
