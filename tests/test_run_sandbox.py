@@ -50,6 +50,13 @@ def config_for(store_url: str, sandboxes: dict[str, Any]) -> tuple[dict[str, Any
     return {"database": store_url, "defaults": {"clv": SMALL_CLV}, "shops": entries}, env
 
 
+def one_shop(stack: ExitStack, store: Store, platform: str) -> tuple[Any, AppConfig]:
+    """A started sandbox of `platform` and a config naming it shop "shop"."""
+    sandbox = start(stack, platform)
+    data, env = config_for(str(store.engine.url), {"shop": sandbox})
+    return sandbox, parse_config(data, env=env)
+
+
 @pytest.fixture
 def sqlite_store(tmp_path: Path) -> Iterator[Store]:
     store = open_store(f"sqlite:///{tmp_path / 'store.db'}")
@@ -116,9 +123,7 @@ def test_run_tags_exactly_the_segments_then_untag_restores(
     sqlite_store: Store, platform: str
 ) -> None:
     with ExitStack() as stack:
-        sandbox = start(stack, platform)
-        data, env = config_for(str(sqlite_store.engine.url), {"shop": sandbox})
-        config = parse_config(data, env=env)
+        sandbox, config = one_shop(stack, sqlite_store, platform)
         merchant_before = merchant_state(platform, sandbox)
         managed_before = platform_tags(config, "shop")
         assert not any(managed_before.values())
@@ -149,9 +154,7 @@ def test_a_merchant_change_between_pull_and_push_survives(
     sqlite_store: Store, platform: str
 ) -> None:
     with ExitStack() as stack:
-        sandbox = start(stack, platform)
-        data, env = config_for(str(sqlite_store.engine.url), {"shop": sandbox})
-        config = parse_config(data, env=env)
+        sandbox, config = one_shop(stack, sqlite_store, platform)
         target = sandbox.dataset.customers[1]
 
         def enrich_then_merchant_edits(store: Store, cfg: AppConfig, *, shop_name: str) -> Any:
