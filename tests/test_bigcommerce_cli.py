@@ -62,7 +62,7 @@ def test_sandbox_command_serves_prints_credentials_and_stops_on_ctrl_c() -> None
 
 
 def test_sync_killed_at_random_points_resumes_exactly(tmp_path: Path) -> None:
-    ds = dataset(800)
+    ds = dataset(600)
     rng = random.Random(5)
     with sandbox(ds) as sb:
         entry, env = sb.shop_entry("bc-shop")
@@ -73,10 +73,17 @@ def test_sync_killed_at_random_points_resumes_exactly(tmp_path: Path) -> None:
         command = [SHOPCRM, "--config", str(config), "--log-format", "json", "sync"]
         killed_running = 0
         for attempt in range(5):
+            served = sb.server.stats.requests
             proc = subprocess.Popen(
                 command, env=run_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE
             )
-            time.sleep(rng.uniform(0.8, 2.5))
+            # a random point in the sync's progress (it needs ~14 requests from scratch),
+            # whatever the machine's speed
+            kill_after = served + rng.randint(2, 8)
+            deadline = time.monotonic() + 60
+            while proc.poll() is None and sb.server.stats.requests < kill_after:
+                assert time.monotonic() < deadline, "the sync made no progress"
+                time.sleep(0.01)
             if proc.poll() is None:
                 killed_running += 1
             proc.kill()
