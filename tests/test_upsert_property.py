@@ -10,7 +10,7 @@ order lines replaced as a whole, and the checkpoint must never claim data the st
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -64,22 +64,20 @@ _money = st.decimals(min_value=0, max_value=Decimal("99999.999"), places=3)
 _text = st.sampled_from([None, "", "Ann", "Bob", "Zoë", "O'Brien"])
 
 
-def _customer_version(platform_id: str, minutes: int) -> st.SearchStrategy[CustomerRecord]:
-    return st.builds(
-        CustomerRecord,
-        platform_id=st.just(platform_id),
-        updated_at=st.just(at(minutes)),
-        email=st.sampled_from([None, "a@example.com", "B@Example.com"]),
-        first_name=_text,
-        last_name=_text,
-        created_at=st.sampled_from([None, at(0)]),
-        accepts_marketing=st.sampled_from([None, True, False]),
-        tags=st.lists(st.sampled_from(["crm:vip", "crm:lapsed", "wholesale"]), unique=True).map(
-            tuple
-        ),
-        deleted=st.booleans(),
-        redacted=st.booleans(),
-    )
+# Built once (building strategies is slow); id and updated_at are set per version.
+_CUSTOMER = st.builds(
+    CustomerRecord,
+    platform_id=st.just("?"),
+    updated_at=st.just(at(0)),
+    email=st.sampled_from([None, "a@example.com", "B@Example.com"]),
+    first_name=_text,
+    last_name=_text,
+    created_at=st.sampled_from([None, at(0)]),
+    accepts_marketing=st.sampled_from([None, True, False]),
+    tags=st.lists(st.sampled_from(["crm:vip", "crm:lapsed", "wholesale"]), unique=True).map(tuple),
+    deleted=st.booleans(),
+    redacted=st.booleans(),
+)
 
 
 _line = st.builds(
@@ -93,26 +91,23 @@ _line = st.builds(
 )
 
 
-def _order_version(platform_id: str, minutes: int) -> st.SearchStrategy[OrderRecord]:
-    return st.builds(
-        OrderRecord,
-        platform_id=st.just(platform_id),
-        created_at=st.just(at(0)),
-        updated_at=st.just(at(minutes)),
-        currency=st.sampled_from(["EUR", "KWD", "JPY"]),
-        total=_money,
-        refunded=_money,
-        customer_platform_id=st.sampled_from([None, "c0", "c1"]),
-        email=st.sampled_from([None, "a@example.com"]),
-        number=st.sampled_from([None, "#1001"]),
-        processed_at=st.sampled_from([None, at(1)]),
-        cancelled_at=st.sampled_from([None, at(2)]),
-        financial_status=st.sampled_from([None, "paid", "refunded"]),
-        lines=st.lists(_line, max_size=3).map(tuple),
-    )
-
-
-VERSION = {CUSTOMERS: _customer_version, ORDERS: _order_version}
+_ORDER = st.builds(
+    OrderRecord,
+    platform_id=st.just("?"),
+    created_at=st.just(at(0)),
+    updated_at=st.just(at(0)),
+    currency=st.sampled_from(["EUR", "KWD", "JPY"]),
+    total=_money,
+    refunded=_money,
+    customer_platform_id=st.sampled_from([None, "c0", "c1"]),
+    email=st.sampled_from([None, "a@example.com"]),
+    number=st.sampled_from([None, "#1001"]),
+    processed_at=st.sampled_from([None, at(1)]),
+    cancelled_at=st.sampled_from([None, at(2)]),
+    financial_status=st.sampled_from([None, "paid", "refunded"]),
+    lines=st.lists(_line, max_size=3).map(tuple),
+)
+VERSION: dict[str, st.SearchStrategy[Any]] = {CUSTOMERS: _CUSTOMER, ORDERS: _ORDER}
 
 
 def _draw_universe(data: st.DataObject) -> dict[str, dict[str, list[Record]]]:
@@ -123,7 +118,10 @@ def _draw_universe(data: st.DataObject) -> dict[str, dict[str, list[Record]]]:
         for i in range(ids):
             # Distinct per record; different records may share a timestamp.
             times = data.draw(st.lists(st.integers(0, 240), min_size=1, max_size=3, unique=True))
-            versions = [data.draw(VERSION[stream](f"{prefix}{i}", t)) for t in sorted(times)]
+            versions = [
+                replace(data.draw(VERSION[stream]), platform_id=f"{prefix}{i}", updated_at=at(t))
+                for t in sorted(times)
+            ]
             universe[stream][f"{prefix}{i}"] = versions
     return universe
 
