@@ -87,6 +87,10 @@ def _count(conn: Connection, sql: str) -> int:
 def assign_persons(conn: Connection, now: datetime) -> IdentityReport:
     """Normalise emails and link every customer and order to its person, in `conn`'s transaction.
 
+    Work is limited to what is unlinked: a row whose email changes loses its link when it is
+    normalised, new rows arrive without one, and the orders of a customer that was (re)linked
+    follow it. A rerun over unchanged data therefore only scans.
+
     Args:
         conn: a connection inside the transaction to write in.
         now: creation time of new persons.
@@ -97,12 +101,17 @@ def assign_persons(conn: Connection, now: datetime) -> IdentityReport:
     d = dialect_of(conn)
     updated = _normalise_column(conn, d, "customer") + _normalise_column(conn, d, "orders")
     before = _count(conn, "SELECT COUNT(*) FROM person")
+    relinked = fetch(
+        conn, "SELECT id, shop_id, platform_id FROM customer WHERE person_id IS NULL ORDER BY id"
+    )
     conn.execute(
         text(
             "INSERT INTO person (email_normalised, created_at) "
             "SELECT e, :now FROM ("
-            " SELECT email_normalised AS e FROM customer WHERE email_normalised IS NOT NULL"
-            " UNION SELECT email_normalised FROM orders WHERE email_normalised IS NOT NULL"
+            " SELECT email_normalised AS e FROM customer"
+            " WHERE person_id IS NULL AND email_normalised IS NOT NULL"
+            " UNION SELECT email_normalised FROM orders"
+            " WHERE person_id IS NULL AND email_normalised IS NOT NULL"
             ") AS emails WHERE true ON CONFLICT (email_normalised) DO NOTHING"
         ).bindparams(bindparam("now", type_=UTCDateTime)),
         {"now": now},
@@ -110,18 +119,15 @@ def assign_persons(conn: Connection, now: datetime) -> IdentityReport:
     conn.execute(
         text(
             "UPDATE customer SET person_id = p.id FROM person AS p "
-            "WHERE p.email_normalised = customer.email_normalised "
-            "AND (customer.person_id IS NULL OR customer.person_id <> p.id)"
+            "WHERE customer.person_id IS NULL AND p.email_normalised = customer.email_normalised"
         )
     )
-    created = before
     lonely = [
         row[0]
         for row in fetch(
             conn,
-            "SELECT c.id FROM customer AS c LEFT JOIN person AS p ON p.id = c.person_id "
-            "WHERE c.email_normalised IS NULL "
-            "AND (c.person_id IS NULL OR p.email_normalised IS NOT NULL) ORDER BY c.id",
+            "SELECT id FROM customer WHERE person_id IS NULL AND email_normalised IS NULL "
+            "ORDER BY id",
         )
     ]
     if lonely:
@@ -138,30 +144,25 @@ def assign_persons(conn: Connection, now: datetime) -> IdentityReport:
             f"UPDATE customer SET person_id = {d.param()} WHERE id = {d.param()}",  # noqa: S608
             list(zip(ids, lonely, strict=True)),
         )
-    own_customer = (
-        "SELECT c.person_id FROM customer AS c "
-        "WHERE c.shop_id = orders.shop_id AND c.platform_id = orders.customer_platform_id"
+    execute_many(
+        conn,
+        f"UPDATE orders SET person_id = (SELECT person_id FROM customer WHERE id = {d.param()}) "  # noqa: S608
+        f"WHERE shop_id = {d.param()} AND customer_platform_id = {d.param()}",
+        relinked,
     )
     conn.execute(
         text(
             "UPDATE orders SET person_id = c.person_id FROM customer AS c "
-            "WHERE c.shop_id = orders.shop_id AND c.platform_id = orders.customer_platform_id "
-            "AND (orders.person_id IS NULL OR orders.person_id <> c.person_id)"
+            "WHERE orders.person_id IS NULL "
+            "AND c.shop_id = orders.shop_id AND c.platform_id = orders.customer_platform_id"
         )
     )
     conn.execute(
         text(
-            "UPDATE orders SET person_id = p.id FROM person AS p "  # noqa: S608
-            "WHERE p.email_normalised = orders.email_normalised "
-            "AND (orders.person_id IS NULL OR orders.person_id <> p.id) "
-            f"AND NOT EXISTS ({own_customer})"
-        )
-    )
-    conn.execute(
-        text(
-            "UPDATE orders SET person_id = NULL "  # noqa: S608
-            "WHERE person_id IS NOT NULL AND email_normalised IS NULL "
-            f"AND NOT EXISTS ({own_customer})"
+            "UPDATE orders SET person_id = p.id FROM person AS p "
+            "WHERE orders.person_id IS NULL AND p.email_normalised = orders.email_normalised "
+            "AND NOT EXISTS (SELECT 1 FROM customer AS c "
+            "WHERE c.shop_id = orders.shop_id AND c.platform_id = orders.customer_platform_id)"
         )
     )
     deleted = conn.execute(
@@ -172,4 +173,4 @@ def assign_persons(conn: Connection, now: datetime) -> IdentityReport:
         )
     ).rowcount
     after = _count(conn, "SELECT COUNT(*) FROM person")
-    return IdentityReport(updated, after - created + deleted, deleted, after)
+    return IdentityReport(updated, after - before + deleted, deleted, after)

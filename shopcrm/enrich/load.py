@@ -70,8 +70,9 @@ def load_customers(conn: Connection, shop_id: int) -> Ints:
 
 
 def _codes(values: list[str]) -> tuple[Ints, list[str]]:
-    """Small integer codes of strings, and the strings by code."""
-    table = {value: i for i, value in enumerate(dict.fromkeys(values))}
+    """Small integer codes of strings in sorted order (so ties break alphabetically), and the
+    strings by code."""
+    table = {value: i for i, value in enumerate(sorted(set(values)))}
     codes = np.fromiter(map(table.__getitem__, values), dtype=np.int64, count=len(values))
     return codes, list(table)
 
