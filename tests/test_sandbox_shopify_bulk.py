@@ -135,3 +135,16 @@ def test_invalid_bulk_queries_are_user_errors(
 def test_unknown_bulk_operation_is_null(sandbox: ShopifySandbox) -> None:
     data = Client(sandbox).data(BY_ID, {"id": "gid://shopify/BulkOperation/1"})
     assert data["bulkOperation"] is None
+
+
+def test_result_download_can_be_cut_short_by_the_fault_knob() -> None:
+    with ShopifySandbox(small_shop(30), bulk_ready_after_polls=2) as sb:
+        client = Client(sb)
+        gid = start(client, "{ customers { nodes { id email } } }")["bulkOperation"]["id"]
+        op = poll(client, BY_ID, {"id": gid}, "bulkOperation")
+        sb.server.faults.truncate_next = 1
+        cut = requests.get(op["url"], timeout=10).content
+        whole = requests.get(op["url"], timeout=10).content
+        assert len(whole) == int(op["fileSize"])
+        assert whole.startswith(cut)
+        assert len(cut) == len(whole) // 2
