@@ -391,3 +391,54 @@ def test_segment_map_is_complete():
     }
     for (rr, ff, mm), name in cells.items():
         assert segment_names(np.array([rr]), np.array([ff]), np.array([mm]))[0] == name
+
+
+def _us(*args: int) -> int:
+    return int(utc(*args).timestamp()) * 1_000_000
+
+
+def test_local_days_follow_the_shop_timezone_and_dst():
+    from shopcrm.enrich.purchases import day_number, local_days
+
+    created = np.array(
+        [
+            _us(2026, 2, 28, 22, 59),
+            _us(2026, 2, 28, 23, 0),
+            _us(2026, 7, 1, 21, 59),
+            _us(2026, 7, 1, 22, 0),
+        ]
+    )
+    days = local_days(created, "Europe/Berlin")  # +01:00 in winter, +02:00 in summer
+    expected = [date(2026, 2, 28), date(2026, 3, 1), date(2026, 7, 1), date(2026, 7, 2)]
+    assert days.tolist() == [day_number(d) for d in expected]
+    assert local_days(created, None).tolist() == [
+        day_number(d) for d in (date(2026, 2, 28),) * 2 + (date(2026, 7, 1),) * 2
+    ]
+
+
+def test_repeat_summary_counts_purchase_days():
+    """c1 of the fixture: 100 + 50 on 01-10 (one purchase day of 150), 50 net on 02-09."""
+    from shopcrm.enrich.history import repeat_summary
+    from shopcrm.enrich.purchases import day_number
+
+    days = np.array(
+        [day_number(date(2026, 1, 10))] * 2
+        + [day_number(date(2026, 2, 9)), day_number(date(2026, 2, 1))]
+    )
+    owners, summary = repeat_summary(
+        group=np.array([0, 0, 0, 2]),
+        created_us=np.array(
+            [_us(2026, 1, 10, 10), _us(2026, 1, 10, 15), _us(2026, 2, 9, 10), _us(2026, 2, 1)]
+        ),
+        day=days,
+        net_micros=np.array([100_000_000, 50_000_000, 50_000_000, 7_000_000]),
+        n_groups=3,
+        as_of_day=day_number(AS_OF),
+    )
+    assert owners.tolist() == [0, 2]  # group 1 bought nothing
+    assert summary.frequency.tolist() == [1, 0]
+    assert summary.recency.tolist() == [30, 0]
+    assert summary.age.tolist() == [50, 28]
+    assert summary.monetary[0] == pytest.approx(50.0)  # the repeat day only
+    assert np.isnan(summary.monetary[1])
+    assert summary.days_since_last.tolist() == [20, 28]

@@ -1,0 +1,272 @@
+"""Benchmark: enrich 300,000 customers with 1,000,000 orders from a SQLite store.
+
+    .venv/bin/python bench/enrich.py [--customers 300000] [--orders 1000000] [--repeats 3]
+
+Generates a seeded store once (one shop, Europe/Berlin, EUR; guests, duplicate and messy
+emails, cancellations, refunds, a second currency, 1-3 lines per order), then for each repeat
+copies it and runs `run_enrich` twice in a fresh process: "cold" (identity must normalise
+every email and link every row) and "warm" (a rerun over the same data). Prints the median
+seconds per stage and the peak resident memory of the enrich process (ru_maxrss), and the
+same as JSON on the last line. CPU seconds are printed beside wall seconds because the
+machine may be shared.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import UTC, date, datetime
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+AS_OF = date(2026, 11, 1)
+DAY_US = 86_400_000_000
+YEARS = 3
+
+
+def _times(micros: np.ndarray) -> list[str]:
+    text = np.datetime_as_string(micros.astype("datetime64[us]"), unit="us")
+    return [t.replace("T", " ") for t in text.tolist()]
+
+
+def generate(path: Path, customers: int, orders: int, seed: int = 7) -> None:
+    """Write a seeded store to `path` (raw SQL in the store's SQLite storage format)."""
+    import sqlite3
+
+    from shopcrm.store.db import open_store
+
+    open_store(f"sqlite:///{path}").close()
+    rng = np.random.default_rng(seed)
+    end_us = int(datetime(2026, 11, 1, 12, tzinfo=UTC).timestamp()) * 1_000_000
+    start_us = end_us - YEARS * 365 * DAY_US
+    conn = sqlite3.connect(path)
+    conn.execute("PRAGMA synchronous=OFF")
+    conn.execute(
+        "INSERT INTO shop (id, name, platform, currency, timezone) "
+        "VALUES (1, 'bench', 'csv', 'EUR', 'Europe/Berlin')"
+    )
+    ids = np.arange(customers)
+    emails: list[str | None] = [f"user{i}@example.com" for i in range(customers)]
+    kind = rng.random(customers)
+    for i in np.flatnonzero(kind < 0.08).tolist():
+        emails[i] = None
+    for i in np.flatnonzero((kind >= 0.08) & (kind < 0.11)).tolist():
+        emails[i] = f"  User{i}@Example.COM "
+    for i in np.flatnonzero((kind >= 0.11) & (kind < 0.12)).tolist():
+        emails[i] = f"user{max(i - 1, 0)}@example.com"
+    stamp = _times(np.array([end_us]))[0]
+    conn.executemany(
+        "INSERT INTO customer (id, shop_id, platform_id, email, updated_at, tags, deleted, "
+        "redacted) VALUES (?, 1, ?, ?, ?, '[]', 0, 0)",
+        [(int(i) + 1, f"c{i}", e, stamp) for i, e in zip(ids.tolist(), emails, strict=True)],
+    )
+    # Customer orders follow BG/NBD (rate ~ Gamma(r, alpha) per day, dropout ~ Beta(a, b)
+    # after each repeat) from a first purchase spread over the years; guests fill the rest.
+    buyers = int(customers * 0.9)
+    rate = rng.gamma(0.8, 1 / 90, buyers)
+    drop = rng.beta(1.5, 6.0, buyers)
+    t = rng.integers(start_us, end_us, buyers)
+    owner_parts, time_parts = [np.arange(buyers)], [t.copy()]
+    active = np.arange(buyers)
+    while len(active):
+        wait = np.minimum(rng.exponential(1 / rate[active]), 3650.0)
+        t[active] += (wait * DAY_US).astype(np.int64)
+        active = active[t[active] <= end_us]
+        owner_parts.append(active)
+        time_parts.append(t[active].copy())
+        active = active[rng.random(len(active)) >= drop[active]]
+    owner = np.concatenate(owner_parts)
+    created = np.concatenate(time_parts)
+    keep = np.argsort(owner, kind="stable")[: orders - orders // 20]
+    owner, created = owner[keep], created[keep]
+    guests = orders - len(owner)
+    guest_created = rng.integers(start_us, end_us, guests)
+    created = np.r_[created, guest_created]
+    n = len(created)
+    cust_pid: list[str | None] = [f"c{c}" for c in owner.tolist()] + [None] * guests
+    guest_email = [
+        f"user{rng.integers(customers)}@example.com" if rng.random() < 0.3 else f"guest{j}@ex.com"
+        for j in range(guests)
+    ]
+    order_email: list[str | None] = [emails[c] for c in owner.tolist()] + guest_email
+    total = (np.round(rng.lognormal(3.8, 0.6, n), 2) * 1_000_000).astype(np.int64)
+    u = rng.random(n)
+    refunded = np.where(u < 0.01, total, np.where(u < 0.04, total // 4, 0))
+    cancelled = rng.random(n) < 0.02
+    currency = np.where(rng.random(n) < 0.005, "USD", "EUR")
+    status = np.where(rng.random(n) < 0.003, "voided", "paid")
+    created_s = _times(created)
+    cancelled_s = [s if c else None for s, c in zip(created_s, cancelled.tolist(), strict=True)]
+    conn.executemany(
+        "INSERT INTO orders (id, shop_id, platform_id, customer_platform_id, email, created_at, "
+        "updated_at, cancelled_at, currency, total, refunded, financial_status, deleted) "
+        "VALUES (?, 1, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0)",
+        zip(
+            range(1, n + 1),
+            (f"o{i}" for i in range(n)),
+            cust_pid,
+            order_email,
+            created_s,
+            created_s,
+            cancelled_s,
+            currency.tolist(),
+            total.tolist(),
+            refunded.tolist(),
+            status.tolist(),
+            strict=True,
+        ),
+    )
+    lines_per = rng.integers(1, 4, n)
+    order_of = np.repeat(np.arange(1, n + 1), lines_per)
+    products = rng.zipf(1.3, len(order_of)) % 5000
+    conn.executemany(
+        "INSERT INTO order_line (order_id, position, product_id, sku, title, quantity, unit_price) "
+        "VALUES (?, 0, ?, ?, ?, ?, 1000000)",
+        zip(
+            order_of.tolist(),
+            (f"p{p}" for p in products.tolist()),
+            (f"SKU-{p}" for p in products.tolist()),
+            (f"Product {p}" for p in products.tolist()),
+            rng.integers(1, 4, len(order_of)).tolist(),
+            strict=True,
+        ),
+    )
+    conn.commit()
+    conn.close()
+
+
+def run_once(path: Path) -> dict[str, object]:
+    """Cold then warm enrich of the store at `path`, in this process."""
+    from shopcrm.config import parse_config
+    from shopcrm.enrich import run_enrich
+    from shopcrm.store.db import open_store
+
+    baseline = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    config = parse_config(
+        {
+            "shops": [{"name": "bench", "platform": "csv", "path": ".", "currency": "EUR"}],
+            "segments": [
+                {"name": "big-spenders", "rule": "orders_count >= 3 and total_spent > 500"}
+            ],
+        }
+    )
+    store = open_store(f"sqlite:///{path}")
+    out: dict[str, object] = {}
+    for label in ("cold", "warm"):
+        started = time.perf_counter()
+        cpu = time.process_time()
+        report = run_enrich(store, config, as_of=AS_OF, now=datetime(2026, 11, 1, 23, tzinfo=UTC))
+        total = time.perf_counter() - started
+        cpu = time.process_time() - cpu
+        shop = report.shops[0]
+        out[label] = {
+            "total": total,
+            "cpu": cpu,
+            "stages": report.timings,
+            "model": shop.model_status,
+            "message": shop.model_message,
+            "buyers": shop.buyers,
+            "customers": shop.customers,
+            "persons": report.identity.persons,
+            "memberships": sum(shop.segments.values()),
+        }
+    store.close()
+    out["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    out["baseline_rss_mb"] = baseline / 1024
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--customers", type=int, default=300_000)
+    parser.add_argument("--orders", type=int, default=1_000_000)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--run", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--generate", type=Path, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.run:
+        print(json.dumps(run_once(args.run)))
+        return
+    if args.generate:
+        generate(args.generate, args.customers, args.orders)
+        return
+    with tempfile.TemporaryDirectory(prefix="shopcrm-bench-") as tmp:
+        base = Path(tmp) / "base.db"
+        started = time.perf_counter()
+        # in a child process: ru_maxrss survives exec, so the parent must stay small
+        subprocess.run(
+            [
+                sys.executable,
+                __file__,
+                "--generate",
+                str(base),
+                "--customers",
+                str(args.customers),
+                "--orders",
+                str(args.orders),
+            ],
+            check=True,
+        )
+        print(
+            f"generated {args.customers} customers, {args.orders} orders in "
+            f"{time.perf_counter() - started:.1f} s",
+            flush=True,
+        )
+        runs = []
+        for i in range(args.repeats):
+            copy = Path(tmp) / f"run{i}.db"
+            shutil.copyfile(base, copy)
+            result = subprocess.run(
+                [sys.executable, __file__, "--run", str(copy)],
+                check=True,
+                capture_output=True,
+                text=True,
+            )
+            runs.append(json.loads(result.stdout.strip().splitlines()[-1]))
+            copy.unlink()
+    summary: dict[str, object] = {
+        "customers": args.customers,
+        "orders": args.orders,
+        "repeats": args.repeats,
+    }
+    for label in ("cold", "warm"):
+        stages = {
+            s: statistics.median(r[label]["stages"][s] for r in runs)
+            for s in runs[0][label]["stages"]
+        }
+        summary[label] = {
+            "total": statistics.median(r[label]["total"] for r in runs),
+            "stages": stages,
+            "model": runs[0][label]["model"],
+            "message": runs[0][label]["message"],
+            "memberships": runs[0][label]["memberships"],
+            "buyers": runs[0][label]["buyers"],
+            "persons": runs[0][label]["persons"],
+        }
+        line = ", ".join(f"{s} {v:.2f}" for s, v in stages.items())
+        print(
+            f"{label}: total {summary[label]['total']:.2f} s wall, "
+            f"{summary[label]['cpu']:.2f} s CPU (median of {args.repeats}); {line}"
+        )
+        print(f"  model: {runs[0][label]['message']}")
+    summary["peak_rss_mb"] = max(r["peak_rss_mb"] for r in runs)
+    summary["baseline_rss_mb"] = statistics.median(r["baseline_rss_mb"] for r in runs)
+    print(
+        f"peak RSS {summary['peak_rss_mb']:.0f} MB (after imports: "
+        f"{summary['baseline_rss_mb']:.0f} MB)"
+    )
+    print(json.dumps(summary))
+
+
+if __name__ == "__main__":
+    main()
