@@ -428,3 +428,28 @@ def test_counts_follow_the_search_and_the_limit(client: Client, sandbox: Shopify
     cut = datetime(2025, 6, 1, tzinfo=UTC)
     expected = sum(1 for o in sandbox.dataset.orders.values() if o.updated_at >= cut)
     assert data["recent"]["count"] == expected
+
+
+def test_reverse_paging_walks_the_same_records_backwards(client: Client) -> None:
+    forward = [n["id"] for n in all_customers(client, first=40)]
+    backward, after = [], None
+    while True:
+        page = client.data(CUSTOMERS, {"first": 40, "after": after, "reverse": True})["customers"]
+        backward += [e["node"]["id"] for e in page["edges"]]
+        if not page["pageInfo"]["hasNextPage"]:
+            break
+        after = page["pageInfo"]["endCursor"]
+    assert backward == forward[::-1]
+
+
+def test_created_at_window_with_both_bounds(client: Client, sandbox: ShopifySandbox) -> None:
+    query = "created_at:>='2024-01-01T00:00:00Z' created_at:<='2024-12-31T23:59:59Z'"
+    found = {n["id"] for n in all_customers(client, query)}
+    low, high = datetime(2024, 1, 1, tzinfo=UTC), datetime(2024, 12, 31, 23, 59, 59, tzinfo=UTC)
+    expected = {
+        f"gid://shopify/Customer/{c.id}"
+        for c in sandbox.dataset.customers.values()
+        if low <= c.created_at <= high
+    }
+    assert found == expected
+    assert found
