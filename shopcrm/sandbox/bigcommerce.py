@@ -35,12 +35,12 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
 from email.utils import format_datetime, parsedate_to_datetime
-from types import TracebackType
-from typing import Any, Self
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import yaml
 
+from shopcrm.sandbox import PlatformSandbox
 from shopcrm.sandbox.seed import Dataset, SeedCustomer, SeedOrder
 from shopcrm.sandbox.server import SandboxRequest, SandboxResponse, SandboxServer
 
@@ -250,7 +250,7 @@ def _order_status(order: SeedOrder) -> tuple[int, str, str]:
     return 10, "Completed", "captured"
 
 
-class BigCommerceSandbox:
+class BigCommerceSandbox(PlatformSandbox):
     """A BigCommerce store on 127.0.0.1 serving `dataset` (see the module docstring).
 
     Args:
@@ -290,10 +290,6 @@ class BigCommerceSandbox:
 
     # -- PlatformSandbox ------------------------------------------------------------------
 
-    @property
-    def url(self) -> str:
-        return self.server.url
-
     def shop_entry(self, name: str) -> tuple[dict[str, Any], dict[str, str]]:
         entry = {
             "name": name,
@@ -303,21 +299,6 @@ class BigCommerceSandbox:
             "credentials": {"access_token": "${" + TOKEN_ENV + "}"},
         }
         return entry, {TOKEN_ENV: self.access_token}
-
-    def start(self) -> Self:
-        self.server.start()
-        return self
-
-    def stop(self) -> None:
-        self.server.stop()
-
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(
-        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.stop()
 
     # -- state helpers for tests and the demo ------------------------------------------------
 

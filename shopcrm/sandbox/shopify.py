@@ -21,13 +21,13 @@ import re
 import secrets
 import time
 from collections.abc import Mapping, Sequence
-from types import TracebackType
-from typing import Any, Self
+from typing import Any
 from urllib.parse import parse_qs
 
 import yaml
 from graphql import GraphQLError, GraphQLSchema, execute, parse, validate
 
+from shopcrm.sandbox import PlatformSandbox
 from shopcrm.sandbox.seed import Dataset
 from shopcrm.sandbox.server import SandboxRequest, SandboxResponse, SandboxServer
 from shopcrm.sandbox.shopify_bulk import BulkRunner
@@ -62,7 +62,7 @@ def _error(status: int, errors: Any, headers: dict[str, str] | None = None) -> S
     return SandboxResponse.json({"errors": errors}, status=status, headers=headers)
 
 
-class ShopifySandbox:
+class ShopifySandbox(PlatformSandbox):
     """Shopify's Admin API for one or more seeded shops, on 127.0.0.1.
 
     Args:
@@ -107,9 +107,6 @@ class ShopifySandbox:
         self._rest_buckets: dict[tuple[str, str], LeakyBucket] = {}
 
     # --- PlatformSandbox -------------------------------------------------------------------
-    @property
-    def url(self) -> str:
-        return self.server.url
 
     def domain(self, handle: str = "sandbox") -> str:
         return self._shop(handle).domain
@@ -150,21 +147,9 @@ class ShopifySandbox:
         }
         return entry, {TOKEN_ENV: self.admin_token(handle)}
 
-    def start(self) -> Self:
-        self.server.start()
-        return self
-
     def stop(self) -> None:
-        self.server.stop()
+        super().stop()
         self.bulk.close()
-
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(
-        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.stop()
 
     def _shop(self, handle: str) -> ShopState:
         try:

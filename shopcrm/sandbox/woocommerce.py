@@ -22,13 +22,13 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from operator import attrgetter
-from types import TracebackType
-from typing import Any, Self
+from typing import Any
 from urllib.parse import quote
 from zoneinfo import ZoneInfo
 
 import yaml
 
+from shopcrm.sandbox import PlatformSandbox
 from shopcrm.sandbox import woocommerce_shapes as shapes
 from shopcrm.sandbox.seed import Dataset, SeedCustomer, SeedOrder
 from shopcrm.sandbox.server import SandboxRequest, SandboxResponse, SandboxServer
@@ -120,7 +120,7 @@ def _meta_value(value: Any) -> Any:
     return value
 
 
-class WooCommerceSandbox:
+class WooCommerceSandbox(PlatformSandbox):
     """A seeded WooCommerce store on 127.0.0.1 (follows `shopcrm.sandbox.PlatformSandbox`).
 
     Args:
@@ -171,11 +171,6 @@ class WooCommerceSandbox:
 
     # -- PlatformSandbox ------------------------------------------------------------------
 
-    @property
-    def url(self) -> str:
-        """The site URL; the API is under `/wp-json/wc/v3/`."""
-        return self.server.url
-
     def shop_entry(self, name: str) -> tuple[dict[str, Any], dict[str, str]]:
         """A `shops:` entry for this store and the environment its `${VAR}`s need."""
         entry = {
@@ -188,21 +183,6 @@ class WooCommerceSandbox:
             },
         }
         return entry, {ENV_KEY: self.consumer_key, ENV_SECRET: self.consumer_secret}
-
-    def start(self) -> Self:
-        self.server.start()
-        return self
-
-    def stop(self) -> None:
-        self.server.stop()
-
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(
-        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.stop()
 
     # -- dispatch -------------------------------------------------------------------------
 
