@@ -14,6 +14,7 @@
      │         └── PlatformUnavailable  5xx, timeout, connection refused, bad body
      ├── PushRefused              a push exceeded the safety limit                    exit 1
      ├── RunFailed                one or more shops failed in a run                   exit 1
+     ├── RunInterrupted           a stop was requested; ended after a committed page  exit 1
      └── LockHeld                 another process is running this shop                exit 75
 
 Third-party exceptions are translated once, at the boundary where they are raised
@@ -106,6 +107,10 @@ class PushRefused(ShopcrmError):
 
 class RunFailed(ShopcrmError):
     """At least one shop of a run failed; the others ran."""
+
+
+class RunInterrupted(ShopcrmError):
+    """A stop was requested; the shop's run ended after its last committed page."""
 
 
 class LockHeld(ShopcrmError):

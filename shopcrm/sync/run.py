@@ -18,7 +18,7 @@ from typing import Any
 from shopcrm.config import AppConfig, ShopConfig
 from shopcrm.connectors import make_connector
 from shopcrm.connectors.base import Connector
-from shopcrm.errors import LockHeld, RunFailed, ShopcrmError
+from shopcrm.errors import LockHeld, RunFailed, RunInterrupted, ShopcrmError
 from shopcrm.log import redact
 from shopcrm.store.db import Store
 from shopcrm.store.upsert import ensure_shop
@@ -32,10 +32,6 @@ log = logging.getLogger(__name__)
 RUN_KIND = "run"
 EnrichFn = Callable[..., Any]
 ConnectorFactory = Callable[[ShopConfig, AppConfig], Connector]
-
-
-class RunInterrupted(ShopcrmError):
-    """A stop was requested; the shop's run ended after its last committed page."""
 
 
 @dataclass
