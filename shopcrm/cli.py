@@ -6,6 +6,7 @@ Exit codes: 0 success, 1 a run failed, 2 usage or config error, 75 temporarily u
 
 from __future__ import annotations
 
+import logging
 import sys
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -32,13 +33,21 @@ class _Group(TyperGroup):
         try:
             return super().invoke(ctx)
         except ShopcrmError as exc:
-            err.print(f"error: {redact(str(exc))}", markup=False)
+            message = redact(str(exc))
+            if isinstance(ctx.obj, State) and ctx.obj.log_format is LogFormat.json:
+                logging.getLogger("shopcrm").error(message)  # one JSON line, like every log
+            else:
+                err.print(f"error: {message}", markup=False)
             raise typer.Exit(exc.exit_code) from None
 
 
 def _app(help_text: str) -> typer.Typer:
     return typer.Typer(
-        cls=_Group, help=help_text, no_args_is_help=True, pretty_exceptions_enable=False
+        cls=_Group,
+        help=help_text,
+        no_args_is_help=True,
+        pretty_exceptions_enable=False,
+        add_completion=False,
     )
 
 
@@ -71,6 +80,7 @@ class LogLevel(StrEnum):
 @dataclass
 class State:
     config_path: Path
+    log_format: LogFormat = LogFormat.text
     _config: config_mod.AppConfig | None = field(default=None, repr=False)
 
     @property
@@ -106,7 +116,7 @@ def main_options(
 ) -> None:
     """Global options; logs go to stderr."""
     setup_logging(log_level.value, log_format.value)
-    ctx.obj = State(config_path=config)
+    ctx.obj = State(config_path=config, log_format=log_format)
 
 
 @app.command()

@@ -203,6 +203,17 @@ def test_log_format_json_writes_one_json_object_a_line_on_stderr(config_file: Pa
     assert SECRET not in result.output
 
 
+def test_log_format_json_reports_a_failing_command_as_a_json_line(tmp_path: Path) -> None:
+    result = invoke(
+        "--log-format", "json", "--config", str(tmp_path / "none.yaml"), "config", "check"
+    )
+    assert result.exit_code == EXIT_USAGE
+    (line,) = [x for x in result.stderr.splitlines() if x.strip()]
+    entry = json.loads(line)
+    assert entry["level"] == "error"
+    assert "none.yaml not found" in entry["message"]
+
+
 def test_log_format_text_is_not_json(config_file: Path) -> None:
     result = invoke("--config", str(config_file), "db", "upgrade", env={"BC_TOKEN": SECRET})
     assert result.exit_code == 0
