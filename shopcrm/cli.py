@@ -340,11 +340,14 @@ def run(
     force: ForceOption = False,
 ) -> None:
     """Pull, enrich and push each shop once (the command for cron); exit 75 if a shop is locked."""
+    from shopcrm.sync.lock import refuse_if_all_running
+
+    cfg = state(ctx).config
+    refuse_if_all_running(cfg.database, [s.name for s in cfg.selected(shop)])
+
     from shopcrm.sync import progress
     from shopcrm.sync.run import raise_for_results, run_shops
 
-    cfg = state(ctx).config
-    cfg.selected(shop)
     store = _open_store(ctx)
     try:
         if progress.on_terminal():

@@ -299,3 +299,8 @@ def schedule_main() -> None:
         connectors=lambda shop, cfg: FakeConnector(platform),
         enrich=spend_segments,
     )
+
+
+def url_of(store: Store) -> str:
+    """The store's database URL, as a subprocess or a config file needs it."""
+    return store.engine.url.render_as_string(hide_password=False)

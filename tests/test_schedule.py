@@ -19,7 +19,7 @@ from shopcrm.config import parse_config
 from shopcrm.store.db import Store, open_store
 from shopcrm.store.models import SyncRun
 from shopcrm.sync.scheduler import build_scheduler
-from tests.push_fixtures import FakeConnector, fake_config, make_platform, spend_segments
+from tests.push_fixtures import FakeConnector, fake_config, make_platform, spend_segments, url_of
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -29,10 +29,6 @@ def sqlite_store(tmp_path: Path):
     store = open_store(f"sqlite:///{tmp_path / 'store.db'}")
     yield store
     store.close()
-
-
-def url_of(store: Store) -> str:
-    return store.engine.url.render_as_string(hide_password=False)
 
 
 class Counting:
