@@ -191,6 +191,9 @@ def main() -> None:
     parser.add_argument("--customers", type=int, default=300_000)
     parser.add_argument("--orders", type=int, default=1_000_000)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument(
+        "--db", type=Path, help="Keep the generated store here and reuse it when it exists."
+    )
     parser.add_argument("--run", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--generate", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -201,27 +204,28 @@ def main() -> None:
         generate(args.generate, args.customers, args.orders)
         return
     with tempfile.TemporaryDirectory(prefix="shopcrm-bench-") as tmp:
-        base = Path(tmp) / "base.db"
-        started = time.perf_counter()
-        # in a child process: ru_maxrss survives exec, so the parent must stay small
-        subprocess.run(
-            [
-                sys.executable,
-                __file__,
-                "--generate",
-                str(base),
-                "--customers",
-                str(args.customers),
-                "--orders",
-                str(args.orders),
-            ],
-            check=True,
-        )
-        print(
-            f"generated {args.customers} customers, {args.orders} orders in "
-            f"{time.perf_counter() - started:.1f} s",
-            flush=True,
-        )
+        base = args.db or Path(tmp) / "base.db"
+        if not base.exists():
+            started = time.perf_counter()
+            # in a child process: ru_maxrss survives exec, so the parent must stay small
+            subprocess.run(
+                [
+                    sys.executable,
+                    __file__,
+                    "--generate",
+                    str(base),
+                    "--customers",
+                    str(args.customers),
+                    "--orders",
+                    str(args.orders),
+                ],
+                check=True,
+            )
+            print(
+                f"generated {args.customers} customers, {args.orders} orders in "
+                f"{time.perf_counter() - started:.1f} s",
+                flush=True,
+            )
         runs = []
         for i in range(args.repeats):
             copy = Path(tmp) / f"run{i}.db"
@@ -233,6 +237,7 @@ def main() -> None:
                 text=True,
             )
             runs.append(json.loads(result.stdout.strip().splitlines()[-1]))
+            print(f"run {i + 1}: {json.dumps(runs[-1])}", flush=True)
             copy.unlink()
     summary: dict[str, object] = {
         "customers": args.customers,
@@ -246,6 +251,7 @@ def main() -> None:
         }
         summary[label] = {
             "total": statistics.median(r[label]["total"] for r in runs),
+            "cpu": statistics.median(r[label]["cpu"] for r in runs),
             "stages": stages,
             "model": runs[0][label]["model"],
             "message": runs[0][label]["message"],
