@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import logging
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
@@ -151,17 +153,32 @@ def db_upgrade(ctx: typer.Context) -> None:
     """Create the store or bring its schema to the newest version."""
     from shopcrm.store import db
 
+    with _store(ctx) as store:
+        out.print(f"store schema at {db.current_revision(store.engine)} (head)")
+
+
+@contextmanager
+def _store(ctx: typer.Context) -> Iterator[Any]:
+    """The configured store, its schema brought to head, closed when the command ends."""
+    from shopcrm.store import db
+
     store = db.open_store(state(ctx).config.database)
     try:
-        out.print(f"store schema at {db.current_revision(store.engine)} (head)")
+        yield store
     finally:
         store.close()
 
 
-def _open_store(ctx: typer.Context) -> Any:
-    from shopcrm.store import db
+@contextmanager
+def _progress() -> Iterator[Any]:
+    """A live progress bar on a terminal; None otherwise (pull then logs plain lines)."""
+    from shopcrm.sync import progress
 
-    return db.open_store(state(ctx).config.database)
+    if not progress.on_terminal():
+        yield None
+        return
+    with progress.BarProgress() as bar:
+        yield bar
 
 
 @app.command()
@@ -181,7 +198,6 @@ def sync(
 ) -> None:
     """Pull customers and orders from the shops into the store (incremental by default)."""
     from shopcrm.errors import RunFailed
-    from shopcrm.sync import progress
     from shopcrm.sync.pull import pull_shops
 
     cfg = state(ctx).config
@@ -190,15 +206,8 @@ def sync(
         from shopcrm.connectors.csv_import import skip_invalid_rows
 
         cfg = skip_invalid_rows(cfg)
-    store = _open_store(ctx)
-    try:
-        if progress.on_terminal():
-            with progress.BarProgress() as bar:
-                results = pull_shops(store, cfg, shop, full=full, progress=bar)
-        else:
-            results = pull_shops(store, cfg, shop, full=full)
-    finally:
-        store.close()
+    with _store(ctx) as store, _progress() as bar:
+        results = pull_shops(store, cfg, shop, full=full, progress=bar)
     for r in results:
         status = "ok" if r.ok else f"FAILED: {r.error}"
         out.print(
@@ -293,11 +302,8 @@ def _push_and_report(ctx: typer.Context, shop: str | None, **options: Any) -> No
 
     cfg = state(ctx).config
     cfg.selected(shop)
-    store = _open_store(ctx)
-    try:
+    with _store(ctx) as store:
         results = push_shops(store, cfg, shop, **options)
-    finally:
-        store.close()
     for result in results:
         _print_push(result)
     refused = [r.error or r.shop for r in results if r.refused]
@@ -345,18 +351,10 @@ def run(
     cfg = state(ctx).config
     refuse_if_all_running(cfg.database, [s.name for s in cfg.selected(shop)])
 
-    from shopcrm.sync import progress
     from shopcrm.sync.run import raise_for_results, run_shops
 
-    store = _open_store(ctx)
-    try:
-        if progress.on_terminal():
-            with progress.BarProgress() as bar:
-                results = run_shops(store, cfg, shop, force=force, dry_run=dry_run, progress=bar)
-        else:
-            results = run_shops(store, cfg, shop, force=force, dry_run=dry_run)
-    finally:
-        store.close()
+    with _store(ctx) as store, _progress() as bar:
+        results = run_shops(store, cfg, shop, force=force, dry_run=dry_run, progress=bar)
     for result in results:
         if result.push is not None:
             _print_push(result.push)
@@ -371,11 +369,8 @@ def schedule(ctx: typer.Context, shop: ShopOption = None) -> None:
     from shopcrm.sync.scheduler import serve
 
     cfg = state(ctx).config
-    store = _open_store(ctx)
-    try:
+    with _store(ctx) as store:
         serve(store, cfg, shop)
-    finally:
-        store.close()
 
 
 @app.command()
@@ -507,11 +502,8 @@ def enrich(
     cfg = state(ctx).config
     cfg.selected(shop)
     day = _as_of_date(as_of)
-    store = _open_store(ctx)
-    try:
+    with _store(ctx) as store:
         report = run_enrich(store, cfg, shop_name=shop, as_of=day)
-    finally:
-        store.close()
     if as_json:
         out.print(json.dumps(report.to_dict()), markup=False)
         return
@@ -549,11 +541,8 @@ def model(
     cfg = state(ctx).config
     cfg.shop(shop)
     day = _as_of_date(as_of)
-    store = _open_store(ctx)
-    try:
+    with _store(ctx) as store:
         used_as_of, fitted = model_shop(store, cfg, shop, as_of=day)
-    finally:
-        store.close()
     if as_json:
         out.print(
             json.dumps({"shop": shop, "as_of": used_as_of.isoformat(), **asdict(fitted)}),
