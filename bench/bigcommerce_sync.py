@@ -14,16 +14,14 @@ waiting, median of --repeat runs.
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
 import subprocess
-import sys
 import tempfile
 import time
-from pathlib import Path
 from typing import Any
 
 import requests
+from sandbox_process import serve_sandbox
 
 from shopcrm.config import AppConfig, parse_config
 from shopcrm.connectors.base import TagChange
@@ -36,29 +34,12 @@ TOKEN = "bench-token-0000"  # noqa: S105 - the local sandbox's token
 
 def serve(customers: int, seed: int, quota: int, window_ms: int) -> tuple[subprocess.Popen, str]:
     """Start `shopcrm sandbox bigcommerce` and return it with its URL."""
-    env = {**os.environ, "SHOPCRM_SANDBOX_BC_TOKEN": TOKEN}
-    command = [
-        str(Path(sys.executable).with_name("shopcrm")),
-        "sandbox",
+    return serve_sandbox(
         "bigcommerce",
-        "--port",
-        "0",
-        "--customers",
-        str(customers),
-        "--seed",
-        str(seed),
-        "--quota",
-        str(quota),
-        "--window-ms",
-        str(window_ms),
-    ]
-    proc = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, text=True)
-    assert proc.stdout is not None
-    for line in proc.stdout:
-        if line.startswith("BigCommerce sandbox at "):
-            print(line.strip(), flush=True)
-            return proc, line.split()[3]
-    raise RuntimeError("the sandbox did not start")
+        *("--customers", str(customers), "--seed", str(seed)),
+        *("--quota", str(quota), "--window-ms", str(window_ms)),
+        env={"SHOPCRM_SANDBOX_BC_TOKEN": TOKEN},
+    )
 
 
 def config(url: str, database: str) -> AppConfig:

@@ -13,18 +13,16 @@ its JSON rendering does not share this process's GIL. Measures:
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
 import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 
 import requests
+from sandbox_process import serve_sandbox
 
 from shopcrm.config import AppConfig, parse_config
 from shopcrm.connectors.woocommerce import WooCommerceConnector
@@ -40,24 +38,7 @@ ENV = {
 
 def serve(customers: int, seed: int) -> tuple[subprocess.Popen[str], str]:
     """Start `shopcrm sandbox woocommerce` and return it with its URL."""
-    env = {**os.environ, **ENV}
-    command = [
-        str(Path(sys.executable).with_name("shopcrm")),
-        "sandbox",
-        "woocommerce",
-        "--port",
-        "0",
-        "--customers",
-        str(customers),
-        "--seed",
-        str(seed),
-    ]
-    proc = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, text=True)
-    assert proc.stdout is not None
-    for line in proc.stdout:
-        if line.startswith("WooCommerce sandbox at "):
-            return proc, line.split()[3]
-    raise RuntimeError("the sandbox did not start")
+    return serve_sandbox("woocommerce", "--customers", str(customers), "--seed", str(seed), env=ENV)
 
 
 def config(url: str, database: str) -> AppConfig:
