@@ -132,7 +132,12 @@ def _compress(*columns: NDArray[np.float64]) -> tuple[list[FloatArray], FloatArr
 
 
 def bgnbd_log_likelihood(
-    log_params: FloatArray, x: FloatArray, t_x: FloatArray, T: FloatArray, weights: FloatArray
+    log_params: FloatArray,
+    x: FloatArray,
+    t_x: FloatArray,
+    T: FloatArray,
+    weights: FloatArray,
+    x_levels: tuple[FloatArray, NDArray[np.intp]] | None = None,
 ) -> tuple[float, FloatArray]:
     """Total BG/NBD log-likelihood [FHL05 eq. (6)] and its gradient in log parameters.
 
@@ -140,17 +145,19 @@ def bgnbd_log_likelihood(
            + ln(1 + [x>0] a/(b+x-1) ((alpha+T)/(alpha+t_x))^(r+x))
     The bracket is 1 for x == 0 (no repeat purchase: the customer cannot have dropped out
     after a repeat), so that branch is masked explicitly instead of evaluating b+x-1.
+    The special functions depend on x alone, so they are evaluated once per distinct x
+    (`x_levels`: the distinct values and each row's index into them; computed when absent).
     """
     r, alpha, a, b = np.exp(log_params)
+    levels, index = x_levels if x_levels is not None else np.unique(x, return_inverse=True)
     repeat = x > 0
     log_at = np.log(alpha + T)
     log_atx = np.log(alpha + t_x)
     base = (
-        gammaln(r + x)
+        (gammaln(r + levels) + betaln(a, b + levels))[index]
         - gammaln(r)
         + r * math.log(alpha)
         - (r + x) * log_at
-        + betaln(a, b + x)
         - betaln(a, b)
     )
     d = np.full_like(x, -np.inf)
@@ -160,14 +167,16 @@ def bgnbd_log_likelihood(
     )
     ll = base + np.logaddexp(0.0, d)
     w = np.where(repeat, 1.0 / (1.0 + np.exp(-d)), 0.0)  # weight of the dropout-after-t_x term
-    d_r = digamma(r + x) - digamma(r) + math.log(alpha) - log_at + w * (log_at - log_atx)
+    d_r = (
+        digamma(r + levels)[index] - digamma(r) + math.log(alpha) - log_at + w * (log_at - log_atx)
+    )
     d_alpha = (
         r / alpha - (r + x) / (alpha + T) + w * (r + x) * (1 / (alpha + T) - 1 / (alpha + t_x))
     )
     psi_ab = digamma(a + b)
-    psi_abx = digamma(a + b + x)
+    psi_abx = digamma(a + b + levels)[index]
     d_a = psi_ab - psi_abx + w / a
-    d_b = digamma(b + x) - psi_abx - digamma(b) + psi_ab - w / bx1
+    d_b = digamma(b + levels)[index] - psi_abx - digamma(b) + psi_ab - w / bx1
     grad = np.array(
         [
             r * np.dot(weights, d_r),
@@ -180,29 +189,35 @@ def bgnbd_log_likelihood(
 
 
 def gamma_gamma_log_likelihood(
-    log_params: FloatArray, x: FloatArray, m: FloatArray, weights: FloatArray
+    log_params: FloatArray,
+    x: FloatArray,
+    m: FloatArray,
+    weights: FloatArray,
+    x_levels: tuple[FloatArray, NDArray[np.intp]] | None = None,
 ) -> tuple[float, FloatArray]:
     """Total Gamma-Gamma log-likelihood [FH13] of mean values m over x > 0 repeat purchases.
 
     ln f(m | p, q, v, x) = ln G(px+q) - ln G(px) - ln G(q) + q ln v + (px-1) ln m + px ln x
                            - (px+q) ln(v + m x)
+    The special functions depend on x alone: evaluated once per distinct x (`x_levels`).
     """
     p, q, v = np.exp(log_params)
+    levels, index = x_levels if x_levels is not None else np.unique(x, return_inverse=True)
     px = p * x
+    p_levels = p * levels
     log_vmx = np.log(v + m * x)
     log_m = np.log(m)
     log_x = np.log(x)
     ll = (
-        gammaln(px + q)
-        - gammaln(px)
+        (gammaln(p_levels + q) - gammaln(p_levels))[index]
         - gammaln(q)
         + q * math.log(v)
         + (px - 1) * log_m
         + px * log_x
         - (px + q) * log_vmx
     )
-    psi_pxq = digamma(px + q)
-    d_p = x * (psi_pxq - digamma(px) + log_m + log_x - log_vmx)
+    psi_pxq = digamma(p_levels + q)[index]
+    d_p = x * (psi_pxq - digamma(p_levels)[index] + log_m + log_x - log_vmx)
     d_q = psi_pxq - digamma(q) + math.log(v) - log_vmx
     d_v = q / v - (px + q) / (v + m * x)
     grad = np.array([p * np.dot(weights, d_p), q * np.dot(weights, d_q), v * np.dot(weights, d_v)])
@@ -212,7 +227,7 @@ def gamma_gamma_log_likelihood(
 def _maximise(
     log_likelihood: object,
     start: FloatArray,
-    args: tuple[FloatArray, ...],
+    args: tuple[object, ...],
     total_weight: float,
 ) -> Fit:
     """Maximise a log-likelihood with L-BFGS-B in log space and check that it converged."""
@@ -267,7 +282,8 @@ def fit_bgnbd(x: FloatArray, t_x: FloatArray, T: FloatArray) -> tuple[BgNbdParam
     )
     rate = max(float(np.dot(w, xu)), 1.0) / max(float(np.dot(w, Tu)), 1.0)
     start = np.array([0.0, math.log(1.0 / rate), 0.0, 0.0])
-    fit = _maximise(bgnbd_log_likelihood, start, (xu, txu, Tu, w), float(w.sum()))
+    levels = np.unique(xu, return_inverse=True)
+    fit = _maximise(bgnbd_log_likelihood, start, (xu, txu, Tu, w, levels), float(w.sum()))
     r, alpha, a, b = (float(v) for v in fit.params)
     return BgNbdParams(r, alpha, a, b), fit.log_likelihood
 
@@ -285,9 +301,9 @@ def fit_gamma_gamma(x: FloatArray, m: FloatArray) -> tuple[GammaGammaParams, flo
     m = np.asarray(m, np.float64)
     scale = float(np.median(m))
     (xu, mu), w = _compress(x, m / scale)
-    fit = _maximise(
-        gamma_gamma_log_likelihood, np.array([0.0, math.log(2.0), 0.0]), (xu, mu, w), float(w.sum())
-    )
+    levels = np.unique(xu, return_inverse=True)
+    start = np.array([0.0, math.log(2.0), 0.0])
+    fit = _maximise(gamma_gamma_log_likelihood, start, (xu, mu, w, levels), float(w.sum()))
     p, q, v = (float(val) for val in fit.params)
     return GammaGammaParams(p, q, v * scale), fit.log_likelihood - len(m) * math.log(scale)
 
