@@ -85,6 +85,18 @@ def test_502_then_success_backs_off(client, sleeps):
 
 
 @responses.activate
+def test_a_retry_is_logged_once_with_the_shop(client, caplog):
+    responses.get(BASE + "orders", status=503)
+    responses.get(BASE + "orders", json=[])
+    with caplog.at_level("WARNING", logger="shopcrm.connectors.http"):
+        client.json("GET", "orders")
+    (message,) = [r.getMessage() for r in caplog.records]
+    assert message.startswith("shop main: GET /api/orders: platform error HTTP 503")
+    assert message.count("shop main") == 1
+    assert "retry 1 in" in message
+
+
+@responses.activate
 def test_transient_errors_give_up_after_the_attempts(client, sleeps):
     responses.get(BASE + "orders", status=500)
     with pytest.raises(errors.PlatformUnavailable):

@@ -174,13 +174,10 @@ class HttpClient:
     def _log_retry(self, state: RetryCallState) -> None:
         exc = state.outcome.exception() if state.outcome else None
         wait = state.next_action.sleep if state.next_action else 0
-        log.warning(
-            "shop %s: %s; retry %d in %.1fs",
-            self.shop,
-            redact(str(exc)),
-            state.attempt_number,
-            wait,
-        )
+        message = redact(str(exc))
+        if not message.startswith(f"shop {self.shop}"):
+            message = f"shop {self.shop}: {message}"
+        log.warning("%s; retry %d in %.1fs", message, state.attempt_number, wait)
 
     def url(self, path: str) -> str:
         return path if path.startswith(("http://", "https://")) else urljoin(self.base_url, path)
