@@ -8,9 +8,12 @@ import math
 import os
 import random
 import signal
+import sqlite3
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
+from contextlib import closing
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -219,6 +222,20 @@ def test_revoked_token_fails_the_sync_with_exit_1_and_no_token_in_output(
         assert token not in (run.error or "")
 
 
+def stored_records(store_file: Path) -> int:
+    """Customers plus orders committed so far (0 before the schema exists), read-only."""
+    if not store_file.exists():
+        return 0
+    with closing(sqlite3.connect(f"file:{store_file}?mode=ro", uri=True, timeout=5)) as conn:
+        try:
+            row = conn.execute(
+                "SELECT (SELECT count(*) FROM customer) + (SELECT count(*) FROM orders)"
+            ).fetchone()
+        except sqlite3.OperationalError:  # tables not made yet
+            return 0
+    return int(row[0])
+
+
 def test_sync_killed_at_random_points_resumes_exactly(sandbox_factory: Any, tmp_path: Path) -> None:
     """`shopcrm sync` as a subprocess, SIGKILLed mid-run again and again, then run to the end."""
     sandbox = sandbox_factory(800, years=1.0)
@@ -234,14 +251,25 @@ def test_sync_killed_at_random_points_resumes_exactly(sandbox_factory: Any, tmp_
     command = [str(Path(sys.executable).with_name("shopcrm")), "--config", str(path), "sync"]
     environment = {**os.environ, **env}
     rng = random.Random(20261123)
+    store_file = tmp_path / "store.db"
+    total = len(sandbox.dataset.customers) + len(sandbox.dataset.orders)
     killed = 0
     for _ in range(5):
+        # kill once a random share of what is left has been committed: a point in the sync's
+        # progress, not in wall time, so a fast machine cannot finish first
+        before = stored_records(store_file)
+        target = before + rng.randint(1, max(1, (total - before) * 2 // 3))
         process = subprocess.Popen(
             command, env=environment, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
         )
-        try:
-            process.wait(timeout=rng.uniform(1.5, 5.0))
-        except subprocess.TimeoutExpired:
+        deadline = time.monotonic() + 120
+        while (
+            process.poll() is None
+            and stored_records(store_file) < target
+            and time.monotonic() < deadline
+        ):
+            time.sleep(0.01)
+        if process.poll() is None:
             process.send_signal(signal.SIGKILL)
             process.wait()
             killed += 1

@@ -185,10 +185,17 @@ def test_sigkill_at_random_points_then_resume_is_exact(tmp_path: Path) -> None:
         rng = random.Random(7)
         killed = 0
         for _ in range(4):
+            served = sandbox.server.stats.requests
             proc = subprocess.Popen(
                 command, env=run_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE
             )
-            time.sleep(rng.uniform(0.8, 2.5))
+            # a random point in the sync's progress (about 20 requests from scratch), not in
+            # wall time, so a fast machine cannot finish before the kill
+            kill_after = served + rng.randint(2, 12)
+            deadline = time.monotonic() + 60
+            while proc.poll() is None and sandbox.server.stats.requests < kill_after:
+                assert time.monotonic() < deadline, "the sync made no progress"
+                time.sleep(0.01)
             if proc.poll() is None:
                 proc.send_signal(signal.SIGKILL)
                 killed += 1
