@@ -26,7 +26,7 @@ import pytest
 import requests
 
 from shopcrm.sandbox import woocommerce_shapes as shapes
-from shopcrm.sandbox.seed import generate
+from shopcrm.sandbox.seed import SeedRefund, generate
 from shopcrm.sandbox.woocommerce import WooCommerceSandbox
 from tests.woocommerce_fixtures import (
     API,
@@ -255,6 +255,9 @@ def mirror_store() -> WooCommerceSandbox:
     changed = [datetime(2026, 11, 23, 10, 32, s, tzinfo=UTC) for s in (4, 4, 4, 4, 4, 5, 5, 5)]
     for order, when in zip(list(dataset.orders.values())[-8:], changed, strict=True):
         order.updated_at = when
+    # a fully refunded order, as the recordings have one, whatever the seed drew
+    paid = next(o for o in dataset.orders.values() if not o.refunds and o.cancelled_at is None)
+    paid.refunds.append(SeedRefund(999_001, paid.updated_at, paid.total, "recorded shape"))
     return start_sandbox(dataset)
 
 

@@ -275,7 +275,8 @@ def generate(spec: SeedSpec | None = None, **overrides: Any) -> Dataset:
     order_no = 1001
     orders: list[SeedOrder] = []
 
-    def new_lines(taste: float) -> list[SeedLine]:
+    def new_lines(taste: float, basket: float = 1.0) -> list[SeedLine]:
+        """Lines of one order: `taste` sets how many products, `basket` how many of each."""
         nonlocal line_id
         count = 1 + min(4, int(rng.expovariate(1 / taste)))
         picked = rng.choices(ds.products, cum_weights=cum_weights, k=count)
@@ -288,7 +289,7 @@ def generate(spec: SeedSpec | None = None, **overrides: Any) -> Dataset:
                     product.id,
                     product.sku,
                     product.title,
-                    1 + int(rng.expovariate(1.5)),
+                    max(1, round(basket * (1 + rng.expovariate(1.5)))),
                     product.price,
                 )
             )
@@ -321,6 +322,8 @@ def generate(spec: SeedSpec | None = None, **overrides: Any) -> Dataset:
         rate = rng.gammavariate(spec.r, 1 / spec.alpha)  # purchases per day
         dropout = rng.betavariate(spec.a, spec.b)
         taste = rng.uniform(0.3, 1.5)
+        # customers differ in how much they spend per order (Gamma-Gamma's heterogeneity)
+        basket = rng.gammavariate(2.0, 0.75)
         when = created + timedelta(minutes=rng.randint(1, 600))
         while when < end:
             order_no += 1
@@ -335,7 +338,7 @@ def generate(spec: SeedSpec | None = None, **overrides: Any) -> Dataset:
                     created_at=when.replace(microsecond=0),
                     updated_at=when.replace(microsecond=0),
                     currency=spec.currency,
-                    lines=new_lines(taste),
+                    lines=new_lines(taste, basket),
                     shipping=Decimal("4.90") if rng.random() < 0.6 else Decimal("0.00"),
                 )
             )
