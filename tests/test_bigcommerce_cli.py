@@ -8,7 +8,6 @@ import re
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import requests
@@ -16,6 +15,7 @@ import yaml
 
 from shopcrm.store.db import open_store
 from tests.bigcommerce_fixtures import TOKEN, assert_store_matches, config_for, dataset, sandbox
+from tests.sync_kill import kill_when
 
 SHOPCRM = str(Path(sys.executable).with_name("shopcrm"))
 
@@ -80,13 +80,9 @@ def test_sync_killed_at_random_points_resumes_exactly(tmp_path: Path) -> None:
             # a random point in the sync's progress (it needs ~14 requests from scratch),
             # whatever the machine's speed
             kill_after = served + rng.randint(2, 8)
-            deadline = time.monotonic() + 60
-            while proc.poll() is None and sb.server.stats.requests < kill_after:
-                assert time.monotonic() < deadline, "the sync made no progress"
-                time.sleep(0.01)
-            if proc.poll() is None:
-                killed_running += 1
-            proc.kill()
+            killed_running += kill_when(
+                proc, lambda after=kill_after: sb.server.stats.requests >= after
+            )
             proc.communicate(timeout=30)
             if attempt == 2:
                 ds.mutate(30)  # the shop moves on between the crashes

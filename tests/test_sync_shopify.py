@@ -7,11 +7,9 @@ import logging
 import math
 import os
 import random
-import signal
 import sqlite3
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from contextlib import closing
 from datetime import UTC, datetime
@@ -40,6 +38,7 @@ from tests.shopify_sync_fixtures import (
     seeded,
     stored_state,
 )
+from tests.sync_kill import kill_when
 
 
 @pytest.fixture
@@ -262,17 +261,9 @@ def test_sync_killed_at_random_points_resumes_exactly(sandbox_factory: Any, tmp_
         process = subprocess.Popen(
             command, env=environment, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
         )
-        deadline = time.monotonic() + 120
-        while (
-            process.poll() is None
-            and stored_records(store_file) < target
-            and time.monotonic() < deadline
-        ):
-            time.sleep(0.01)
-        if process.poll() is None:
-            process.send_signal(signal.SIGKILL)
-            process.wait()
-            killed += 1
+        killed += kill_when(
+            process, lambda goal=target: stored_records(store_file) >= goal, timeout=120
+        )
         if killed and rng.random() < 0.5:
             sandbox.dataset.mutate(10)  # the shop moves on between attempts
     assert killed >= 3, "the sync finished before it could be killed; make the shop bigger"

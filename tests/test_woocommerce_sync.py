@@ -5,10 +5,8 @@ from __future__ import annotations
 import math
 import os
 import random
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -20,6 +18,7 @@ from shopcrm.sandbox import woocommerce_shapes as shapes
 from shopcrm.sandbox.seed import generate
 from shopcrm.store.db import Store, open_store
 from shopcrm.sync.pull import pull_shop
+from tests.sync_kill import kill_when
 from tests.woocommerce_fixtures import (
     SECRET,
     app_config,
@@ -192,13 +191,9 @@ def test_sigkill_at_random_points_then_resume_is_exact(tmp_path: Path) -> None:
             # a random point in the sync's progress (about 20 requests from scratch), not in
             # wall time, so a fast machine cannot finish before the kill
             kill_after = served + rng.randint(2, 12)
-            deadline = time.monotonic() + 60
-            while proc.poll() is None and sandbox.server.stats.requests < kill_after:
-                assert time.monotonic() < deadline, "the sync made no progress"
-                time.sleep(0.01)
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGKILL)
-                killed += 1
+            killed += kill_when(
+                proc, lambda after=kill_after: sandbox.server.stats.requests >= after
+            )
             _, stderr = proc.communicate(timeout=60)
             assert SECRET.encode() not in stderr
         assert killed >= 2, "the sync finished before it could be killed; grow the shop"
