@@ -4,8 +4,9 @@
 
 Generates a seeded store once (one shop, Europe/Berlin, EUR; guests, duplicate and messy
 emails, cancellations, refunds, a second currency, 1-3 lines per order), then for each repeat
-copies it and runs `run_enrich` twice in a fresh process: "cold" (identity must normalise
-every email and link every row) and "warm" (a rerun over the same data). Prints the median
+copies it and runs `run_enrich` twice in a fresh process: "cold" (identity must create every
+person and link every customer and guest order; no metrics exist yet) and "warm" (a rerun over
+the same data). The generator stores `email_normalised` beside each email, as the upserts do. Prints the median
 seconds per stage and the peak resident memory of the enrich process (ru_maxrss), and the
 same as JSON on the last line. CPU seconds are printed beside wall seconds because the
 machine may be shared.
@@ -44,6 +45,7 @@ def generate(path: Path, customers: int, orders: int, seed: int = 7) -> None:
     import sqlite3
 
     from shopcrm.store.db import open_store
+    from shopcrm.store.emails import normalise_email
 
     open_store(f"sqlite:///{path}").close()
     rng = np.random.default_rng(seed)
@@ -66,9 +68,12 @@ def generate(path: Path, customers: int, orders: int, seed: int = 7) -> None:
         emails[i] = f"user{max(i - 1, 0)}@example.com"
     stamp = _times(np.array([end_us]))[0]
     conn.executemany(
-        "INSERT INTO customer (id, shop_id, platform_id, email, updated_at, tags, deleted, "
-        "redacted) VALUES (?, 1, ?, ?, ?, '[]', 0, 0)",
-        [(int(i) + 1, f"c{i}", e, stamp) for i, e in zip(ids.tolist(), emails, strict=True)],
+        "INSERT INTO customer (id, shop_id, platform_id, email, email_normalised, updated_at, "
+        "tags, deleted, redacted) VALUES (?, 1, ?, ?, ?, ?, '[]', 0, 0)",
+        [
+            (int(i) + 1, f"c{i}", e, normalise_email(e), stamp)
+            for i, e in zip(ids.tolist(), emails, strict=True)
+        ],
     )
     # Customer orders follow BG/NBD (rate ~ Gamma(r, alpha) per day, dropout ~ Beta(a, b)
     # after each repeat) from a first purchase spread over the years; guests fill the rest.
@@ -108,14 +113,15 @@ def generate(path: Path, customers: int, orders: int, seed: int = 7) -> None:
     created_s = _times(created)
     cancelled_s = [s if c else None for s, c in zip(created_s, cancelled.tolist(), strict=True)]
     conn.executemany(
-        "INSERT INTO orders (id, shop_id, platform_id, customer_platform_id, email, created_at, "
-        "updated_at, cancelled_at, currency, total, refunded, financial_status, deleted) "
-        "VALUES (?, 1, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0)",
+        "INSERT INTO orders (id, shop_id, platform_id, customer_platform_id, email, "
+        "email_normalised, created_at, updated_at, cancelled_at, currency, total, refunded, "
+        "financial_status, deleted) VALUES (?, 1, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0)",
         zip(
             range(1, n + 1),
             (f"o{i}" for i in range(n)),
             cust_pid,
             order_email,
+            map(normalise_email, order_email),
             created_s,
             created_s,
             cancelled_s,

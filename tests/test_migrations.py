@@ -132,3 +132,40 @@ def test_a_store_from_a_newer_shopcrm_is_refused_clearly(databases: Databases) -
         with pytest.raises(StoreError, match="newer than this shopcrm") as info:
             open_store(url, auto_upgrade=auto_upgrade)
         assert not isinstance(info.value, SchemaOutOfDate)  # `db upgrade` would not help
+
+
+EMAIL_ROWS = [
+    {"id": 1, "email": " Ann@Example.COM ", "stored": None},
+    {"id": 2, "email": "bob@x.com", "stored": "bob@x.com"},
+    {"id": 3, "email": "none", "stored": "stale@x.com"},
+    {"id": 4, "email": None, "stored": None},
+]
+
+
+def test_0003_fills_the_email_keys_of_rows_stored_before(engine: Engine) -> None:
+    """Before 0003 the enrichment wrote `email_normalised`; rows synced since have none."""
+    upgrade(engine, "0002")
+    with engine.begin() as conn:
+        conn.execute(text("INSERT INTO shop (id, name, platform) VALUES (1, 's', 'csv')"))
+        conn.execute(
+            text(
+                "INSERT INTO customer (id, shop_id, platform_id, email, email_normalised, "
+                "updated_at, tags, deleted, redacted) VALUES (:id, 1, 'c' || :id, :email, "
+                ":stored, '2026-01-01 00:00:00.000000', '[]', false, false)"
+            ),
+            EMAIL_ROWS,
+        )
+        conn.execute(
+            text(
+                "INSERT INTO orders (id, shop_id, platform_id, email, email_normalised, "
+                "created_at, updated_at, currency, total, refunded, deleted) VALUES (:id, 1, "
+                "'o' || :id, :email, :stored, '2026-01-01 00:00:00.000000', "
+                "'2026-01-01 00:00:00.000000', 'EUR', 0, 0, false)"
+            ),
+            EMAIL_ROWS,
+        )
+    upgrade(engine)
+    with engine.connect() as conn:
+        for table in ("customer", "orders"):
+            keys = dict(conn.execute(text(f"SELECT id, email_normalised FROM {table}")).all())  # noqa: S608
+            assert keys == {1: "ann@example.com", 2: "bob@x.com", 3: None, 4: None}

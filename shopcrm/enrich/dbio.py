@@ -68,6 +68,9 @@ class Dialect:
         """True when text `expr` contains the literal character `char`."""
         return f"instr({expr}, '{char}') > 0" if self.sqlite else f"strpos({expr}, '{char}') > 0"
 
+    def concat(self, a: str, b: str) -> str:
+        return f"({a} || {b})"
+
     def distinct(self, a: str, b: str) -> str:
         """NULL-safe inequality."""
         return f"({a} IS NOT {b})" if self.sqlite else f"({a} IS DISTINCT FROM {b})"

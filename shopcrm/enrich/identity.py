@@ -1,17 +1,20 @@
 """One person across shops and guest checkouts, keyed by normalised email.
 
 Rules (docs/enrichment.md "Identity"):
-- An email is normalised by trimming surrounding whitespace and lower-casing it (Unicode
-  `str.lower`). A value that is empty or has no `@` is not an email (placeholders such as
-  "none" or "-" would otherwise merge strangers). Nothing else is rewritten: `+tags` and dots
-  can be distinct mailboxes on many providers, so `a+x@` and `a@` stay two people.
+- Every email is stored with its identity key (`shopcrm.store.emails.normalise_email`,
+  written by the upserts), so linking never re-reads or rewrites emails.
 - One `person` per normalised email, across every shop, customer account and guest checkout.
 - A customer without an email is its own person (a person row with no email).
-- An order belongs to its customer's person when its customer is in the store, whatever email
-  the order carries; otherwise (guest checkout) to the person of its email; a guest order
-  without an email belongs to nobody.
+- A customer links to its person; its orders belong to that person through it, whatever email
+  they carry, and keep no link of their own. An order whose customer is not in the store (a
+  guest checkout) links to the person of its email; one without an email belongs to nobody.
 - Re-running changes nothing; a customer whose email changes moves to the person of the new
   email, and persons no customer or order points to any more are deleted.
+
+Linking happens in two steps around the order snapshot: customers first (`link_customers`), so
+the snapshot reads each order's person through its customer, then the guest orders the snapshot
+found unlinked or wrongly linked (`link_guest_orders`). Only what is wrong is written, so a
+rerun over unchanged data only reads.
 """
 
 from __future__ import annotations
@@ -19,158 +22,130 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import Connection, bindparam, insert, text
+import numpy as np
+from numpy.typing import NDArray
+from sqlalchemy import Connection, bindparam, text
 
-from shopcrm.enrich.dbio import Dialect, dialect_of, execute_many, fetch
-from shopcrm.store.models import Person
+from shopcrm.enrich.dbio import dialect_of, execute_many, fetch
 from shopcrm.store.types import UTCDateTime
 
+Ints = NDArray[np.int64]
 
-def normalise_email(email: str | None) -> str | None:
-    """The identity key of an email address, or None when it is not one."""
-    if email is None:
-        return None
-    value = email.strip().lower()
-    if not value or "@" not in value:
-        return None
-    return value
+# A guest order (its customer is not in the store) and the person its email points to.
+GUEST_PERSON = "(SELECT p.id FROM person AS p WHERE p.email_normalised = o.email_normalised)"
 
 
 @dataclass(frozen=True, slots=True)
 class IdentityReport:
-    emails_updated: int
+    links_changed: int
     persons_created: int
     persons_deleted: int
     persons: int
-
-
-def _normalise_column(conn: Connection, d: Dialect, table: str) -> int:
-    """Bring `email_normalised` of every row of `table` in line with `normalise_email`.
-
-    For emails of printable ASCII only, SQL's trim (spaces) and A-Z lower-casing are exactly
-    Python's strip and lower, so SQL does those in place; the rest (other characters, which
-    Python trims and folds differently) goes through `normalise_email`.
-    """
-    key = d.ascii_lower("trim(email)")
-    has_at = d.contains("email", "@")  # trimming and lower-casing never add or remove an '@'
-    changed = conn.exec_driver_sql(
-        f"UPDATE {table} SET email_normalised = CASE WHEN {has_at} THEN {key} END, "  # noqa: S608
-        "person_id = NULL "
-        f"WHERE email IS NOT NULL AND ({d.distinct('email_normalised', key)} AND {has_at} "
-        f"OR email_normalised IS NOT NULL AND NOT {has_at}) AND NOT {d.non_ascii('email')}"
-    ).rowcount
-    changed += conn.exec_driver_sql(
-        f"UPDATE {table} SET email_normalised = NULL, person_id = NULL "  # noqa: S608
-        "WHERE email IS NULL AND email_normalised IS NOT NULL"
-    ).rowcount
-    rows = fetch(
-        conn,
-        f"SELECT id, email, email_normalised FROM {table} "  # noqa: S608 - fixed names only
-        f"WHERE email IS NOT NULL AND {d.non_ascii('email')}",
-    )
-    updates = [
-        (new, row_id) for row_id, email, stored in rows if (new := normalise_email(email)) != stored
-    ]
-    execute_many(
-        conn,
-        f"UPDATE {table} SET email_normalised = {d.param()}, person_id = NULL "  # noqa: S608
-        f"WHERE id = {d.param()}",
-        updates,
-    )
-    return changed + len(updates)
 
 
 def _count(conn: Connection, sql: str) -> int:
     return int(conn.execute(text(sql)).scalar_one())
 
 
-def assign_persons(conn: Connection, now: datetime) -> IdentityReport:
-    """Normalise emails and link every customer and order to its person, in `conn`'s transaction.
-
-    Work is limited to what is unlinked: a row whose email changes loses its link when it is
-    normalised, new rows arrive without one, and the orders of a customer that was (re)linked
-    follow it. A rerun over unchanged data therefore only scans.
-
-    Args:
-        conn: a connection inside the transaction to write in.
-        now: creation time of new persons.
-
-    Returns:
-        What changed, and how many persons exist afterwards.
-    """
-    d = dialect_of(conn)
-    updated = _normalise_column(conn, d, "customer") + _normalise_column(conn, d, "orders")
-    before = _count(conn, "SELECT COUNT(*) FROM person")
-    relinked = fetch(
-        conn, "SELECT id, shop_id, platform_id FROM customer WHERE person_id IS NULL ORDER BY id"
-    )
+def _insert_persons(conn: Connection, emails_sql: str, now: datetime) -> None:
+    """Create a person for every email `emails_sql` selects (as `e`) that has none yet."""
     conn.execute(
         text(
-            "INSERT INTO person (email_normalised, created_at) "
-            "SELECT e, :now FROM ("
-            " SELECT email_normalised AS e FROM customer"
-            " WHERE person_id IS NULL AND email_normalised IS NOT NULL"
-            " UNION SELECT email_normalised FROM orders"
-            " WHERE person_id IS NULL AND email_normalised IS NOT NULL"
-            ") AS emails WHERE true ON CONFLICT (email_normalised) DO NOTHING"
+            "INSERT INTO person (email_normalised, created_at) "  # noqa: S608 - fixed fragments
+            f"SELECT DISTINCT e, :now FROM ({emails_sql}) AS emails "
+            "WHERE e IS NOT NULL ON CONFLICT (email_normalised) DO NOTHING"
         ).bindparams(bindparam("now", type_=UTCDateTime)),
         {"now": now},
     )
-    conn.execute(
-        text(
-            "UPDATE customer SET person_id = p.id FROM person AS p "
-            "WHERE customer.person_id IS NULL AND p.email_normalised = customer.email_normalised"
-        )
+
+
+def link_customers(conn: Connection, now: datetime) -> int:
+    """Point every customer at the person of its email (or a person of its own); returns how
+    many customers were relinked."""
+    d = dialect_of(conn)
+    wrong = (
+        "FROM customer AS c LEFT JOIN person AS p ON p.id = c.person_id "
+        f"WHERE (p.id IS NULL OR {d.distinct('p.email_normalised', 'c.email_normalised')})"
     )
-    lonely = [
-        row[0]
-        for row in fetch(
-            conn,
-            "SELECT id FROM customer WHERE person_id IS NULL AND email_normalised IS NULL "
-            "ORDER BY id",
-        )
-    ]
+    _insert_persons(conn, f"SELECT c.email_normalised AS e {wrong}", now)
+    changed = conn.exec_driver_sql(
+        "UPDATE customer SET person_id = p.id FROM person AS p "  # noqa: S608
+        "WHERE p.email_normalised = customer.email_normalised "
+        f"AND {d.distinct('customer.person_id', 'p.id')}"
+    ).rowcount
+    # A customer without an email gets a person of its own, created under a provisional key
+    # that cannot be an email (no '@'), linked by it, then cleared: three set-wide statements.
+    provisional = d.concat("'#'", "CAST(c.id AS VARCHAR(20))")
+    lonely = conn.exec_driver_sql(
+        f"INSERT INTO person (email_normalised, created_at) SELECT {provisional}, {d.param()} "
+        f"{wrong} AND c.email_normalised IS NULL",
+        (d.time(now),),
+    ).rowcount
     if lonely:
-        ids = (
-            conn.execute(
-                insert(Person).returning(Person.id, sort_by_parameter_order=True),  # type: ignore[arg-type]
-                [{"email_normalised": None, "created_at": now} for _ in lonely],
-            )
-            .scalars()
-            .all()
+        conn.exec_driver_sql(
+            "UPDATE customer SET person_id = p.id FROM person AS p "  # noqa: S608
+            "WHERE customer.email_normalised IS NULL "
+            f"AND p.email_normalised = {provisional.replace('c.id', 'customer.id')}"
         )
-        execute_many(
-            conn,
-            f"UPDATE customer SET person_id = {d.param()} WHERE id = {d.param()}",  # noqa: S608
-            list(zip(ids, lonely, strict=True)),
+        conn.exec_driver_sql(
+            "UPDATE person SET email_normalised = NULL "  # noqa: S608
+            f"WHERE NOT {d.contains('email_normalised', '@')}"
         )
+    return changed + lonely
+
+
+def link_guest_orders(conn: Connection, order_ids: Ints, now: datetime) -> dict[int, int]:
+    """Relink these orders: a guest order to the person of its email (created if missing), an
+    order with a customer to nobody (it belongs to the customer's person).
+
+    Returns:
+        Guest order id -> its person id now (-1 for none), for the guest orders given.
+    """
+    if len(order_ids) == 0:
+        return {}
+    d = dialect_of(conn)
+    conn.exec_driver_sql(
+        "CREATE TEMP TABLE IF NOT EXISTS relink_orders (id BIGINT PRIMARY KEY)"
+        if d.sqlite
+        else "CREATE TEMP TABLE IF NOT EXISTS relink_orders (id BIGINT PRIMARY KEY) ON COMMIT DROP"
+    )
+    conn.exec_driver_sql("DELETE FROM relink_orders")
     execute_many(
         conn,
-        f"UPDATE orders SET person_id = (SELECT person_id FROM customer WHERE id = {d.param()}) "  # noqa: S608
-        f"WHERE shop_id = {d.param()} AND customer_platform_id = {d.param()}",
-        relinked,
+        f"INSERT INTO relink_orders (id) VALUES ({d.param()})",  # noqa: S608
+        [(i,) for i in order_ids.tolist()],
     )
-    conn.execute(
-        text(
-            "UPDATE orders SET person_id = c.person_id FROM customer AS c "
-            "WHERE orders.person_id IS NULL "
-            "AND c.shop_id = orders.shop_id AND c.platform_id = orders.customer_platform_id"
-        )
+    # CROSS JOIN makes SQLite walk the few chosen ids and look orders up, not the other way
+    chosen = "FROM relink_orders AS r CROSS JOIN orders AS o WHERE o.id = r.id"
+    has_customer = (
+        "EXISTS (SELECT 1 FROM customer AS c "
+        "WHERE c.shop_id = o.shop_id AND c.platform_id = o.customer_platform_id)"
     )
-    conn.execute(
-        text(
-            "UPDATE orders SET person_id = p.id FROM person AS p "
-            "WHERE orders.person_id IS NULL AND p.email_normalised = orders.email_normalised "
-            "AND NOT EXISTS (SELECT 1 FROM customer AS c "
-            "WHERE c.shop_id = orders.shop_id AND c.platform_id = orders.customer_platform_id)"
-        )
+    _insert_persons(
+        conn,
+        f"SELECT o.email_normalised AS e {chosen} AND NOT {has_customer}",
+        now,
     )
-    deleted = conn.execute(
-        text(
-            "DELETE FROM person WHERE "
-            "NOT EXISTS (SELECT 1 FROM customer AS c WHERE c.person_id = person.id) "
-            "AND NOT EXISTS (SELECT 1 FROM orders AS o WHERE o.person_id = person.id)"
-        )
+    conn.exec_driver_sql(
+        f"UPDATE orders AS o SET person_id = CASE WHEN {has_customer} THEN NULL "  # noqa: S608
+        f"ELSE {GUEST_PERSON} END WHERE o.id IN (SELECT id FROM relink_orders)"
+    )
+    rows = fetch(
+        conn,
+        f"SELECT o.id, COALESCE(o.person_id, -1) {chosen} AND NOT {has_customer}",
+    )
+    conn.exec_driver_sql("DELETE FROM relink_orders")
+    return dict(rows)
+
+
+def delete_orphans(conn: Connection) -> int:
+    """Delete persons no customer or order points to; returns how many."""
+    return conn.exec_driver_sql(
+        "DELETE FROM person WHERE "
+        "NOT EXISTS (SELECT 1 FROM customer AS c WHERE c.person_id = person.id) "
+        "AND NOT EXISTS (SELECT 1 FROM orders AS o WHERE o.person_id = person.id)"
     ).rowcount
-    after = _count(conn, "SELECT COUNT(*) FROM person")
-    return IdentityReport(updated, after - before + deleted, deleted, after)
+
+
+def count_persons(conn: Connection) -> int:
+    return _count(conn, "SELECT COUNT(*) FROM person")

@@ -9,11 +9,13 @@ from numpy.typing import NDArray
 from sqlalchemy import Connection
 
 from shopcrm.enrich.dbio import dialect_of, fetch, fetch_columns
+from shopcrm.enrich.identity import GUEST_PERSON
 from shopcrm.enrich.purchases import VOID_STATUSES
 
 Ints = NDArray[np.int64]
 CANCELLED = 1
 VOID = 2
+RELINK = 4
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,7 +33,8 @@ class Orders:
     order_id: Ints
     shop_id: Ints
     customer_id: Ints  # the stored customer it belongs to; -1 for a guest checkout
-    person_id: Ints
+    person_id: Ints  # through its customer, else its own link (guest checkout)
+    relink: NDArray[np.bool_]  # its own person link is missing or wrong (identity.py rules)
     created_us: Ints
     cancelled: NDArray[np.bool_]
     void_status: NDArray[np.bool_]
@@ -78,27 +81,34 @@ def _codes(values: list[str]) -> tuple[Ints, list[str]]:
 
 
 def load_orders(conn: Connection) -> Orders:
-    """All orders not deleted, with their customer resolved by (shop, platform id)."""
+    """All orders not deleted, with their customer resolved by (shop, platform id).
+
+    An order of a customer deleted upstream is no customer's purchase any more, but still its
+    person's.
+    """
     d = dialect_of(conn)
     void = ", ".join(f"'{s}'" for s in VOID_STATUSES)
     flags = (
         f"(CASE WHEN o.cancelled_at IS NULL THEN 0 ELSE {CANCELLED} END"
-        f" + CASE WHEN {d.caseless('o.financial_status')} IN ({void}) THEN {VOID} ELSE 0 END)"
+        f" + CASE WHEN {d.caseless('o.financial_status')} IN ({void}) THEN {VOID} ELSE 0 END"
+        " + CASE WHEN (CASE WHEN c.id IS NULL AND o.email_normalised IS NOT NULL"
+        f" THEN {d.distinct('o.person_id', f'COALESCE({GUEST_PERSON}, 0)')}"
+        f" ELSE o.person_id IS NOT NULL END) THEN {RELINK} ELSE 0 END)"
     )
     order_id, shop_id, customer_id, person_id, created, flag, net, currency = fetch_columns(
         conn,
         [
             ("o.id", "int"),
             ("o.shop_id", "int"),
-            ("COALESCE(c.id, -1)", "int"),
-            ("COALESCE(o.person_id, -1)", "int"),
+            ("CASE WHEN c.deleted THEN -1 ELSE COALESCE(c.id, -1) END", "int"),
+            ("COALESCE(CASE WHEN c.id IS NULL THEN o.person_id ELSE c.person_id END, -1)", "int"),
             (d.epoch_micros("o.created_at"), "int"),
             (flags, "int"),
             (f"{d.micros('o.total')} - {d.micros('o.refunded')}", "int"),
             ("o.currency", "text"),
         ],
         "orders AS o LEFT JOIN customer AS c ON c.shop_id = o.shop_id "
-        "AND c.platform_id = o.customer_platform_id AND NOT c.deleted WHERE NOT o.deleted",
+        "AND c.platform_id = o.customer_platform_id WHERE NOT o.deleted",
     )
     codes, currencies = _codes(currency)
     return Orders(
@@ -106,6 +116,7 @@ def load_orders(conn: Connection) -> Orders:
         shop_id=shop_id,
         customer_id=customer_id,
         person_id=person_id,
+        relink=(flag & RELINK) > 0,
         created_us=created,
         cancelled=(flag & CANCELLED) > 0,
         void_status=(flag & VOID) > 0,

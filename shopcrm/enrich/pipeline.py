@@ -22,7 +22,13 @@ from numpy.typing import NDArray
 
 from shopcrm.config import AppConfig, ShopConfig
 from shopcrm.enrich import clv, history, rfm, segments
-from shopcrm.enrich.identity import IdentityReport, assign_persons
+from shopcrm.enrich.identity import (
+    IdentityReport,
+    count_persons,
+    delete_orphans,
+    link_customers,
+    link_guest_orders,
+)
 from shopcrm.enrich.load import (
     Lines,
     Orders,
@@ -110,6 +116,28 @@ def _snapshot(conn: Any) -> _Snapshot:
         mask = orders.shop_id == shop.id
         day[mask] = local_days(orders.created_us[mask], shop.timezone)
     return _Snapshot(shops, orders, lines, day)
+
+
+def _identity_and_snapshot(
+    conn: Any, now: datetime, timings: Timings
+) -> tuple[IdentityReport, _Snapshot]:
+    """Link customers, read the snapshot through those links, then fix the guest orders it
+    found unlinked (identity.py: only what is wrong is written)."""
+    with timings.stage("identity"):
+        before = count_persons(conn)
+        relinked = link_customers(conn, now)
+    with timings.stage("load"):
+        snap = _snapshot(conn)
+    with timings.stage("identity"):
+        o = snap.orders
+        where = np.flatnonzero(o.relink)
+        guests = link_guest_orders(conn, o.order_id[where], now)
+        for i, order_id in zip(where.tolist(), o.order_id[where].tolist(), strict=True):
+            if order_id in guests:
+                o.person_id[i] = guests[order_id]
+        deleted = delete_orphans(conn)
+        after = count_persons(conn)
+    return IdentityReport(relinked + len(where), after - before + deleted, deleted, after), snap
 
 
 def _top_labels(snap: _Snapshot, order_group: Ints, n_groups: int) -> list[str | None]:
@@ -361,10 +389,7 @@ def run_enrich(
     selected = config.selected(shop_name)
     timings = Timings()
     with store.engine.begin() as conn:
-        with timings.stage("identity"):
-            identity = assign_persons(conn, now)
-        with timings.stage("load"):
-            snap = _snapshot(conn)
+        identity, snap = _identity_and_snapshot(conn, now, timings)
     person_rows = _person_metrics(snap, day_number(as_of or now.date()), timings)
     with store.engine.begin() as conn, timings.stage("write"):
         replace_person_metrics(conn, person_rows, now)

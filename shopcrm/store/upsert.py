@@ -18,6 +18,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session
 
 from shopcrm.connectors.base import CustomerRecord, OrderRecord, Page
+from shopcrm.store.emails import normalise_email
 from shopcrm.store.models import Customer, Order, OrderLine, Shop, SyncState
 
 CUSTOMERS = "customers"
@@ -77,6 +78,7 @@ def upsert_customers(
             "shop_id": shop_id,
             "platform_id": r.platform_id,
             "email": r.email,
+            "email_normalised": normalise_email(r.email),
             "first_name": r.first_name,
             "last_name": r.last_name,
             "created_at": r.created_at,
@@ -106,6 +108,7 @@ def upsert_orders(
             "platform_id": r.platform_id,
             "customer_platform_id": r.customer_platform_id,
             "email": r.email,
+            "email_normalised": normalise_email(r.email),
             "number": r.number,
             "created_at": r.created_at,
             "processed_at": r.processed_at,
