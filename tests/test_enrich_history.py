@@ -27,6 +27,7 @@ from shopcrm.config import parse_config
 from shopcrm.connectors.base import CustomerRecord, OrderLineRecord, OrderRecord
 from shopcrm.enrich import run_enrich
 from shopcrm.enrich.rfm import SEGMENTS, quintile_scores, segment_names
+from shopcrm.store.db import open_store
 from shopcrm.store.emails import normalise_email
 from shopcrm.store.models import (
     Customer,
@@ -340,6 +341,76 @@ def test_guest_order_follows_its_customer_once_the_customer_is_stored(store):
     assert keys == {"carol.new@x.com", "#hash@x.com"}  # a real key may start with '#'
 
 
+def _state(store) -> dict[str, Any]:
+    """Metrics keyed by what identifies them across stores (platform ids, emails), not ids."""
+    with store.engine.connect() as conn:
+        customers = conn.execute(
+            text(
+                "SELECT c.platform_id, m.* FROM customer_metrics AS m "
+                "JOIN customer AS c ON c.id = m.customer_id"
+            )
+        ).all()
+        people = conn.execute(
+            text(
+                "SELECT COALESCE(p.email_normalised, c.platform_id), m.* FROM person_metrics AS m "
+                "JOIN person AS p ON p.id = m.person_id "
+                "LEFT JOIN customer AS c ON c.person_id = p.id AND p.email_normalised IS NULL"
+            )
+        ).all()
+    return {
+        "customers": sorted((r[0], *r[3:]) for r in customers),  # without customer and shop ids
+        "persons": sorted((r[0], *r[2:]) for r in people),  # without the person id
+    }
+
+
+def test_rerun_after_changes_leaves_what_a_first_run_would(store, databases):
+    """Rows are updated in place, inserted and deleted; the result equals a fresh enrichment."""
+    later = datetime(2026, 3, 20, tzinfo=UTC)
+
+    def change(target) -> None:
+        with target.session() as s:
+            a = ensure_shop(s, "a", "csv", now=later)
+            upsert_customers(
+                s,
+                a,
+                [
+                    CustomerRecord("c3", later, email="bob@example.com", deleted=True),
+                    CustomerRecord("c4", later, email="dora@example.com"),
+                ],
+                later,
+            )
+            upsert_orders(
+                s,
+                a,
+                [
+                    order("o11", utc(2026, 3, 12), "45", customer_platform_id="c4"),
+                    order("o12", utc(2026, 3, 14), "5", customer_platform_id="c2"),
+                    OrderRecord(  # fully refunded since: no purchase any more
+                        "o3",
+                        utc(2026, 2, 9, 10),
+                        later,
+                        total=Decimal(80),
+                        refunded=Decimal(80),
+                        currency="EUR",
+                        customer_platform_id="c1",
+                    ),
+                ],
+                later,
+            )
+
+    load_fixture(store)
+    run_enrich(store, CONFIG, as_of=AS_OF, now=NOW)
+    change(store)
+    run_enrich(store, CONFIG, as_of=date(2026, 3, 20), now=later)
+    fresh = open_store(databases.empty())
+    load_fixture(fresh)
+    change(fresh)
+    run_enrich(fresh, CONFIG, as_of=date(2026, 3, 20), now=later)
+    assert _state(store) == _state(fresh)
+    assert "c3" not in metrics(store)  # deleted upstream: its row is gone
+    assert metrics(store)["c1"].days_since_last_order == 15  # o6 (03-05) counts by now
+
+
 def test_single_shop_run(enriched):
     store, _ = enriched
     report = run_enrich(store, CONFIG, shop_name="b", as_of=AS_OF, now=NOW)
@@ -476,3 +547,181 @@ def test_repeat_summary_counts_purchase_days():
     assert summary.monetary[0] == pytest.approx(50.0)  # the repeat day only
     assert np.isnan(summary.monetary[1])
     assert summary.days_since_last.tolist() == [20, 28]
+
+
+TRANSITIONS = {  # UTC instants of offset changes: both sides of each are sampled densely
+    "Europe/Berlin": ["2026-03-29T01:00", "2026-10-25T01:00", "1893-03-31T23:06:32"],  # LMT
+    "America/New_York": ["2026-03-08T07:00", "2026-11-01T06:00", "1883-11-18T17:00"],
+    "Australia/Lord_Howe": ["2026-04-04T15:00", "2026-10-03T15:30"],  # 30-minute DST
+    "Asia/Kathmandu": ["1985-12-31T18:30"],  # +05:30 -> +05:45 at local midnight
+    "America/St_Johns": ["2010-03-14T03:31", "2010-11-07T02:31"],  # 00:01 local, day goes back
+    "America/Sao_Paulo": ["2018-11-04T03:00", "2019-02-17T02:00"],  # at local midnight
+}
+
+
+@pytest.mark.parametrize("zone", sorted(TRANSITIONS))
+def test_local_days_match_zoneinfo_for_every_instant(zone):
+    """Against the definition, one instant at a time (exact microseconds, not float seconds)."""
+    from datetime import timedelta
+    from zoneinfo import ZoneInfo
+
+    from shopcrm.enrich.purchases import day_number, local_days
+
+    rng = np.random.default_rng(7)
+    us = [rng.integers(_us(1880, 1, 1), _us(2040, 1, 1), 3000)]  # before 1970 too
+    for instant in TRANSITIONS[zone]:
+        change = _us(*datetime.fromisoformat(instant).timetuple()[:6])
+        near = change + np.array([-61, -60, -59, -1, 0, 1, 59, 60, 61]) * 10**6
+        us.append(np.r_[near - 1, near, near + 1])
+        window = np.arange(-36 * 3600, 36 * 3600, 599) * 10**6
+        us.append(change + window + rng.integers(0, 10**6, len(window)))
+    created = rng.permutation(np.concatenate(us))
+    epoch = datetime(1970, 1, 1, tzinfo=UTC)
+    expected = [
+        day_number((epoch + timedelta(microseconds=t)).astimezone(ZoneInfo(zone)).date())
+        for t in created.tolist()
+    ]
+    assert local_days(created, zone).tolist() == expected
+
+
+def _history_by_definition(group, created_us, day, net, as_of_day):
+    """Per group with purchases, its History fields and its RepeatSummary, one at a time.
+
+    A group's purchases are taken in time order, ties in input order (a stable sort).
+    """
+    per_group: dict[int, list[int]] = {}
+    for _, _, i in sorted(zip(group.tolist(), created_us.tolist(), range(len(group)), strict=True)):
+        per_group.setdefault(int(group[i]), []).append(i)
+    history, repeat = {}, {}
+    for g, idx in per_group.items():
+        first, last = idx[0], idx[-1]
+        history[g] = (
+            len(idx),
+            sum(int(net[i]) for i in idx),
+            int(created_us[first]),
+            int(created_us[last]),
+            int(day[first]),
+            int(day[last]),
+            as_of_day - int(day[last]),
+        )
+        runs: list[list[int]] = []  # consecutive purchases on one day are one purchase day
+        for i in idx:
+            if runs and runs[-1][0] == day[i]:
+                runs[-1][1] += int(net[i])
+            else:
+                runs.append([int(day[i]), int(net[i])])
+        x = len(runs) - 1
+        repeat[g] = (
+            x,
+            runs[-1][0] - runs[0][0],
+            as_of_day - runs[0][0],
+            sum(value for _, value in runs[1:]) / 1e6 / x if x else float("nan"),
+            as_of_day - runs[-1][0],
+        )
+    return history, repeat
+
+
+@pytest.mark.parametrize(
+    ("n_groups", "time_span"),
+    [(40, 50), (40, 10**13), (2**20, 2**50)],  # ties; spread out; group and time > 63 bits
+)
+def test_history_functions_match_their_definition(n_groups, time_span):
+    from shopcrm.enrich.history import purchase_history, repeat_summary
+
+    rng = np.random.default_rng(n_groups + time_span % 1000)
+    n = 3000
+    group = rng.choice(rng.choice(n_groups, 30, replace=False), n)  # some groups buy nothing
+    base = rng.integers(0, time_span, 40)  # few distinct instants per group: ties, near ties
+    created = _us(2024, 1, 1) + base[rng.integers(0, 40, n)] + rng.integers(0, 3, n)
+    day = 19_800 + rng.integers(0, 4, n)  # not ordered with time: runs of days matter
+    net = rng.integers(1, 10**9, n)
+    as_of = 19_900
+    history, repeat = _history_by_definition(group, created, day, net, as_of)
+
+    h = purchase_history(group, created, day, net, n_groups, as_of)
+    buyers = np.flatnonzero(h.orders_count)
+    assert buyers.tolist() == sorted(history)
+    fields = (h.orders_count, h.total_micros, h.first_us, h.last_us, h.first_day, h.last_day)
+    got = np.stack([*fields, h.days_since_last], axis=1)
+    assert [tuple(row) for row in got[buyers].tolist()] == [history[g] for g in sorted(history)]
+    assert not got[h.orders_count == 0].any()
+    owners, s = repeat_summary(group, created, day, net, n_groups, as_of)
+    assert owners.tolist() == sorted(repeat)
+    columns = (s.frequency, s.recency, s.age, s.monetary, s.days_since_last)
+    got_repeat = list(zip(*(c.tolist() for c in columns), strict=True))
+    np.testing.assert_array_equal(got_repeat, [repeat[g] for g in sorted(repeat)])
+
+
+def _top_json_by_definition(line_group, line_product, line_quantity, labels, n_groups, k):
+    import json
+
+    totals: dict[int, dict[int, int]] = {g: {} for g in range(n_groups)}
+    for g, p, q in zip(line_group, line_product, line_quantity, strict=True):
+        if g >= 0:
+            totals[g][p] = totals[g].get(p, 0) + q
+    texts = []
+    for g in range(n_groups):
+        bought = [p for p, total in totals[g].items() if total > 0]
+        ranked = sorted(bought, key=lambda p, g=g: (-totals[g][p], p))[:k]
+        texts.append("[" + ", ".join(json.dumps(labels[p]) for p in ranked) + "]")
+    return texts
+
+
+TOP_LINES = {  # group: (product, quantity) of its lines
+    0: [(3, 2), (1, 1), (3, 2), (2, 3), (4, 3), (0, 3)],  # 3 sums to 4; 0, 2 and 4 tie at 3
+    1: [(2, 0), (4, 1)],  # a zero quantity is not bought
+    2: [(1, 0)],  # nothing bought
+    -1: [(0, 50), (5, 50)],  # lines of no group
+    4: [(5, 1), (1, 1)],  # tie: the lower code first
+    5: [(6, 2), (6, -2), (1, 1)],  # a return cancels a purchase
+}  # group 3 has no lines
+TOP_LABELS = ["Mug", "Tea", 'The "best" pot', "Über-Kanne", "Cup\nand saucer", "Spoon", "Lid"]
+
+
+@pytest.mark.parametrize("k", [0, 1, 3, 10])
+def test_top_products_json_matches_its_definition(k):
+    import json
+
+    from shopcrm.enrich.history import top_products_json
+
+    lines = [(g, p, q) for g, bought in TOP_LINES.items() for p, q in bought]
+    g, p, q = np.random.default_rng(k).permutation(lines).T.tolist()
+    texts = top_products_json(np.array(g), np.array(p), np.array(q), TOP_LABELS, 6, k)
+    assert texts == _top_json_by_definition(g, p, q, TOP_LABELS, 6, k)
+    if k == 3:
+        assert [json.loads(t) for t in texts] == [
+            ["Über-Kanne", "Mug", 'The "best" pot'],
+            ["Cup\nand saucer"],
+            [],
+            [],
+            ["Tea", "Spoon"],
+            ["Tea"],
+        ]
+
+
+@pytest.mark.parametrize("unit", [1, 2**45])  # 2**45: too wide to pack the rows in an int64
+def test_top_products_json_on_random_lines(unit):
+    from shopcrm.enrich.history import top_products_json
+
+    rng = np.random.default_rng(unit)
+    n, n_groups = 5000, 2**12
+    g = rng.choice(np.r_[-1, rng.choice(n_groups, 400, replace=False)], n)
+    p = rng.integers(0, 40, n)
+    q = rng.integers(-1, 4, n) * unit  # many ties, zeros and returns
+    labels = [f"Product {i}" for i in range(40)]
+    texts = top_products_json(g, p, q, labels, n_groups)
+    expected = _top_json_by_definition(g.tolist(), p.tolist(), q.tolist(), labels, n_groups, 3)
+    assert texts == expected
+
+
+def test_history_functions_without_purchases():
+    from shopcrm.enrich.history import purchase_history, repeat_summary, top_products_json
+
+    none = np.zeros(0, dtype=np.int64)
+    h = purchase_history(none, none, none, none, 2, 20_000)
+    assert h.orders_count.tolist() == h.first_day.tolist() == h.days_since_last.tolist() == [0, 0]
+    assert np.isnan(h.mean_days_between).all()
+    owners, summary = repeat_summary(none, none, none, none, 2, 20_000)
+    assert owners.tolist() == summary.frequency.tolist() == []
+    assert top_products_json(none, none, none, ["Mug"], 2) == ["[]", "[]"]
+    assert top_products_json(none, none, none, [], 0) == []

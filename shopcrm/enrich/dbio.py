@@ -10,13 +10,17 @@ microseconds straight from SQL, and written back in each dialect's storage form:
 
 from __future__ import annotations
 
+import itertools
+import os
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
-from sqlalchemy import Connection
+from sqlalchemy import Connection, Engine
 
 from shopcrm.errors import StoreError
 from shopcrm.store.types import from_micros
@@ -46,12 +50,6 @@ class Dialect:
             return column
         return f"CAST(ROUND({column} * 1000000) AS BIGINT)"
 
-    def epoch_micros(self, column: str) -> str:
-        """An expression giving a UTCDateTime column as integer microseconds since 1970 UTC."""
-        if self.sqlite:
-            return f"(unixepoch({column}) * 1000000 + CAST(substr({column}, 21, 6) AS INTEGER))"
-        return f"CAST(ROUND(EXTRACT(EPOCH FROM {column}) * 1000000) AS BIGINT)"
-
     def ascii_lower(self, expr: str) -> str:
         """lower() that maps A-Z only, whatever the database's locale."""
         return f"lower({expr})" if self.sqlite else f'lower(({expr}) COLLATE "C")'
@@ -79,12 +77,10 @@ class Dialect:
         self, micros: NDArray[np.int64], present: NDArray[np.bool_] | None = None
     ) -> list[Any]:
         """Money values to bind, from micro-units (None where not `present`)."""
-        values: list[Any] = (
-            micros.tolist() if self.sqlite else [from_micros(m) for m in micros.tolist()]
-        )
-        if present is not None:
-            values = [v if ok else None for v, ok in zip(values, present.tolist(), strict=True)]
-        return values
+        if self.sqlite:
+            return present_or_none(micros, present)
+        values = [from_micros(m) for m in micros.tolist()]
+        return values if present is None else _none_where_absent(values, present)
 
     def times(
         self, micros: NDArray[np.int64], present: NDArray[np.bool_] | None = None
@@ -92,12 +88,11 @@ class Dialect:
         """Timestamps to bind, from epoch microseconds (None where not `present`)."""
         if self.sqlite:
             text = np.datetime_as_string(micros.astype("datetime64[us]"), unit="us")
-            values: list[Any] = [t.replace("T", " ") for t in text.tolist()]
-        else:
-            values = [_EPOCH + timedelta(microseconds=m) for m in micros.tolist()]
-        if present is not None:
-            values = [v if ok else None for v, ok in zip(values, present.tolist(), strict=True)]
-        return values
+            if len(text):  # 'YYYY-MM-DDTHH:MM:SS.ffffff' -> the ' ' SQLAlchemy stores
+                text.view(np.uint32).reshape(len(text), -1)[:, 10] = ord(" ")
+            return present_or_none(text, present)
+        values = [_EPOCH + timedelta(microseconds=m) for m in micros.tolist()]
+        return values if present is None else _none_where_absent(values, present)
 
     def time(self, value: datetime) -> Any:
         utc = value.astimezone(UTC)
@@ -109,6 +104,17 @@ class Dialect:
 
     def day(self, value: date) -> Any:
         return value.isoformat() if self.sqlite else value
+
+
+def present_or_none(values: NDArray[Any], present: NDArray[np.bool_] | None = None) -> list[Any]:
+    """Python values to bind (None where not `present`), converted in bulk by numpy."""
+    if present is None:
+        return values.tolist()
+    return np.where(present, values.astype(object), None).tolist()
+
+
+def _none_where_absent(values: list[Any], present: NDArray[np.bool_]) -> list[Any]:
+    return [v if ok else None for v, ok in zip(values, present.tolist(), strict=True)]
 
 
 def dialect_of(conn: Connection) -> Dialect:
@@ -131,7 +137,8 @@ _SEPARATOR = "\x1f"  # ASCII unit separator: never part of an email, title or cu
 def fetch_columns(
     conn: Connection, exprs: Sequence[tuple[str, str]], source: str, params: Sequence[Any] = ()
 ) -> list[Any]:
-    """Columns of `SELECT exprs FROM source` as int64 arrays ("int") or lists of str ("text").
+    """Columns of `SELECT exprs FROM source` as int64 arrays ("int"), lists of str ("text"), or
+    a `UTCDateTime` column as int64 epoch microseconds ("time").
 
     Expressions must never be NULL (COALESCE them). On SQLite each column is aggregated into
     one text value by `group_concat` and parsed by numpy: sqlite3 builds a Python object per
@@ -141,7 +148,7 @@ def fetch_columns(
     d = dialect_of(conn)
     if d.sqlite:
         parts = [
-            f"group_concat({e})" if kind == "int" else f"group_concat({e}, char(31))"
+            f"group_concat({e}, char(31))" if kind == "text" else f"group_concat({e})"
             for e, kind in exprs
         ]
         row = fetch(conn, f"SELECT {', '.join(parts)} FROM {source}", params)[0]  # noqa: S608
@@ -149,19 +156,75 @@ def fetch_columns(
         if len({len(col) for col in parsed}) > 1:
             raise StoreError(f"unreadable values (NULL or malformed) in {source.split()[0]}")
         return parsed
-    rows = fetch(conn, f"SELECT {', '.join(e for e, _ in exprs)} FROM {source}", params)  # noqa: S608
+    selected = [
+        f"CAST(ROUND(EXTRACT(EPOCH FROM {e}) * 1000000) AS BIGINT)" if kind == "time" else e
+        for e, kind in exprs
+    ]
+    rows = fetch(conn, f"SELECT {', '.join(selected)} FROM {source}", params)  # noqa: S608
     return [
-        np.array(col, dtype=np.int64) if kind == "int" else list(col)
+        list(col) if kind == "text" else np.array(col, dtype=np.int64)
         for col, (_, kind) in zip(columns(rows, len(exprs)), exprs, strict=True)
     ]
 
 
 def _parse(value: str | None, kind: str) -> Any:
-    if kind == "int":
-        if not value:
-            return np.zeros(0, dtype=np.int64)
-        return np.fromstring(value, dtype=np.int64, sep=",")
-    return value.split(_SEPARATOR) if value is not None else []
+    if kind == "text":
+        return value.split(_SEPARATOR) if value is not None else []
+    if not value:
+        return np.zeros(0, dtype=np.int64)
+    if kind == "time":  # the text SQLAlchemy stores: 'YYYY-MM-DD HH:MM:SS.ffffff', UTC
+        return np.array(value.split(","), dtype="datetime64[us]").astype(np.int64)
+    return np.fromstring(value, dtype=np.int64, sep=",")
+
+
+@dataclass(frozen=True, slots=True)
+class ColumnQuery:
+    """A `fetch_columns` read that can be split into ranges of an integer key.
+
+    `source` must end in a WHERE clause; each range adds `AND key BETWEEN lo AND hi`.
+    """
+
+    exprs: Sequence[tuple[str, str]]
+    source: str
+    table: str
+    key: str
+
+
+def fetch_columns_split(engine: Engine, queries: Sequence[ColumnQuery], parts: int) -> list[Any]:
+    """The columns of each query, read as `parts` key ranges on parallel connections.
+
+    SQLite runs a whole `group_concat` scan inside one call that releases the GIL, so ranges
+    read on threads use every core. Ranges are read in separate transactions: a row written
+    meanwhile may be seen in its newer version, but no row is read twice or skipped unless it
+    was inserted or deleted meanwhile.
+    """
+    with engine.connect() as conn:
+        d = dialect_of(conn)
+        jobs = []
+        for q in queries:
+            low, high = fetch(conn, f"SELECT MIN(id), MAX(id) FROM {q.table}")[0]  # noqa: S608
+            bounds = np.linspace(low or 0, (high or 0) + 1, parts + 1).astype(np.int64).tolist()
+            ranged = f"{q.source} AND {q.key} >= {d.param()} AND {q.key} < {d.param()}"
+            jobs += [(q.exprs, ranged, (lo, hi)) for lo, hi in itertools.pairwise(bounds)]
+
+    def read(job: tuple[Sequence[tuple[str, str]], str, tuple[int, int]]) -> list[Any]:
+        with engine.connect() as conn:
+            return fetch_columns(conn, *job)
+
+    with ThreadPoolExecutor(max_workers=min(len(jobs), os.cpu_count() or 1)) as pool:
+        results = list(pool.map(read, jobs))
+    merged = []
+    for i, q in enumerate(queries):
+        chunks = results[i * parts : (i + 1) * parts]
+        merged.append(
+            [
+                list(itertools.chain.from_iterable(c[k] for c in chunks))
+                if kind == "text"
+                else np.concatenate([c[k] for c in chunks])
+                for k, (_, kind) in enumerate(q.exprs)
+            ]
+        )
+    return merged
 
 
 def columns(rows: list[tuple[Any, ...]], width: int) -> list[tuple[Any, ...]]:

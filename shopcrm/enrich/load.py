@@ -6,9 +6,9 @@ from dataclasses import dataclass
 
 import numpy as np
 from numpy.typing import NDArray
-from sqlalchemy import Connection
+from sqlalchemy import Connection, Engine
 
-from shopcrm.enrich.dbio import dialect_of, fetch, fetch_columns
+from shopcrm.enrich.dbio import ColumnQuery, Dialect, dialect_of, fetch, fetch_columns_split
 from shopcrm.enrich.identity import GUEST_PERSON
 from shopcrm.enrich.purchases import VOID_STATUSES
 
@@ -80,13 +80,7 @@ def _codes(values: list[str]) -> tuple[Ints, list[str]]:
     return codes, list(table)
 
 
-def load_orders(conn: Connection) -> Orders:
-    """All orders not deleted, with their customer resolved by (shop, platform id).
-
-    An order of a customer deleted upstream is no customer's purchase any more, but still its
-    person's.
-    """
-    d = dialect_of(conn)
+def _orders_query(d: Dialect) -> ColumnQuery:
     void = ", ".join(f"'{s}'" for s in VOID_STATUSES)
     flags = (
         f"(CASE WHEN o.cancelled_at IS NULL THEN 0 ELSE {CANCELLED} END"
@@ -95,21 +89,60 @@ def load_orders(conn: Connection) -> Orders:
         f" THEN {d.distinct('o.person_id', f'COALESCE({GUEST_PERSON}, 0)')}"
         f" ELSE o.person_id IS NOT NULL END) THEN {RELINK} ELSE 0 END)"
     )
-    order_id, shop_id, customer_id, person_id, created, flag, net, currency = fetch_columns(
-        conn,
+    return ColumnQuery(
         [
             ("o.id", "int"),
             ("o.shop_id", "int"),
             ("CASE WHEN c.deleted THEN -1 ELSE COALESCE(c.id, -1) END", "int"),
             ("COALESCE(CASE WHEN c.id IS NULL THEN o.person_id ELSE c.person_id END, -1)", "int"),
-            (d.epoch_micros("o.created_at"), "int"),
+            ("o.created_at", "time"),
             (flags, "int"),
             (f"{d.micros('o.total')} - {d.micros('o.refunded')}", "int"),
             ("o.currency", "text"),
         ],
         "orders AS o LEFT JOIN customer AS c ON c.shop_id = o.shop_id "
         "AND c.platform_id = o.customer_platform_id WHERE NOT o.deleted",
+        table="orders",
+        key="o.id",
     )
+
+
+_LINES_QUERY = ColumnQuery(
+    [
+        ("order_id", "int"),
+        ("quantity", "int"),
+        ("COALESCE(title, sku, product_id, '')", "text"),
+    ],
+    "order_line WHERE true",
+    table="order_line",
+    key="id",
+)
+
+
+def load_orders_and_lines(engine: Engine, parts: int = 4) -> tuple[Orders, Lines]:
+    """All orders not deleted and their lines, read in `parts` id ranges on parallel
+    connections (`fetch_columns_split`).
+
+    An order's customer is resolved by (shop, platform id); an order of a customer deleted
+    upstream is no customer's purchase any more, but still its person's.
+    """
+    orders, lines = fetch_columns_split(
+        engine, [_orders_query(Dialect(engine.dialect.name)), _LINES_QUERY], parts
+    )
+    loaded = _orders(*orders)
+    return loaded, _lines(loaded, *lines)
+
+
+def _orders(
+    order_id: Ints,
+    shop_id: Ints,
+    customer_id: Ints,
+    person_id: Ints,
+    created: Ints,
+    flag: Ints,
+    net: Ints,
+    currency: list[str],
+) -> Orders:
     codes, currencies = _codes(currency)
     return Orders(
         order_id=order_id,
@@ -126,21 +159,12 @@ def load_orders(conn: Connection) -> Orders:
     )
 
 
-def load_lines(conn: Connection, orders: Orders) -> Lines:
+def _lines(orders: Orders, order_ids: Ints, quantity: Ints, names: list[str]) -> Lines:
     """Lines of the loaded orders; a product is known by its title, else SKU, else product id.
 
     Titles are what people recognise in "products bought most"; variants sharing a title are
     one product there.
     """
-    order_ids, quantity, names = fetch_columns(
-        conn,
-        [
-            ("order_id", "int"),
-            ("quantity", "int"),
-            ("COALESCE(title, sku, product_id, '')", "text"),
-        ],
-        "order_line",
-    )
     sorter = np.argsort(orders.order_id, kind="stable")
     if len(sorter) == 0:
         empty = np.zeros(0, dtype=np.int64)

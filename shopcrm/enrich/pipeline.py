@@ -8,10 +8,10 @@ rerun with the same data and as-of date writes the same rows (idempotent).
 
 from __future__ import annotations
 
-import json
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, date, datetime
@@ -34,8 +34,7 @@ from shopcrm.enrich.load import (
     Orders,
     ShopInfo,
     load_customers,
-    load_lines,
-    load_orders,
+    load_orders_and_lines,
     load_shops,
 )
 from shopcrm.enrich.purchases import day_number, is_purchase, local_days, today_in
@@ -44,15 +43,16 @@ from shopcrm.enrich.write import (
     MetricsRows,
     ScoreRows,
     metrics_rows_for,
-    replace_customer_metrics,
-    replace_person_metrics,
     sync_memberships,
+    write_customer_metrics,
+    write_person_metrics,
 )
 from shopcrm.errors import UsageError
 from shopcrm.store.db import Store
 
 Ints = NDArray[np.int64]
-STAGES = ("identity", "load", "history", "rfm", "fit", "segments", "write")
+# "write_persons" runs on a second thread, beside "history" .. "segments" of the first shop.
+STAGES = ("identity", "load", "history", "rfm", "fit", "segments", "write", "write_persons")
 
 
 class Timings:
@@ -107,10 +107,10 @@ class _Snapshot:
     local_day: Ints
 
 
-def _snapshot(conn: Any) -> _Snapshot:
-    shops = {s.name: s for s in load_shops(conn)}
-    orders = load_orders(conn)
-    lines = load_lines(conn, orders)
+def _snapshot(store: Store) -> _Snapshot:
+    with store.engine.connect() as conn:
+        shops = {s.name: s for s in load_shops(conn)}
+    orders, lines = load_orders_and_lines(store.engine)
     day = np.zeros(len(orders), dtype=np.int64)
     for shop in shops.values():
         mask = orders.shop_id == shop.id
@@ -119,16 +119,16 @@ def _snapshot(conn: Any) -> _Snapshot:
 
 
 def _identity_and_snapshot(
-    conn: Any, now: datetime, timings: Timings
+    store: Store, now: datetime, timings: Timings
 ) -> tuple[IdentityReport, _Snapshot]:
     """Link customers, read the snapshot through those links, then fix the guest orders it
     found unlinked (identity.py: only what is wrong is written)."""
-    with timings.stage("identity"):
+    with store.engine.begin() as conn, timings.stage("identity"):
         before = count_persons(conn)
         relinked = link_customers(conn, now)
     with timings.stage("load"):
-        snap = _snapshot(conn)
-    with timings.stage("identity"):
+        snap = _snapshot(store)
+    with store.engine.begin() as conn, timings.stage("identity"):
         o = snap.orders
         where = np.flatnonzero(o.relink)
         guests = link_guest_orders(conn, o.order_id[where], now)
@@ -140,17 +140,13 @@ def _identity_and_snapshot(
     return IdentityReport(relinked + len(where), after - before + deleted, deleted, after), snap
 
 
-def _top_labels(snap: _Snapshot, order_group: Ints, n_groups: int) -> list[str | None]:
-    """Top products per group as JSON text (None without purchases), from the groups' lines."""
+def _top_labels(snap: _Snapshot, order_group: Ints, n_groups: int) -> list[str]:
+    """Top products per group as JSON text, from the lines of the groups' orders."""
     lines = snap.lines
     line_group = order_group[lines.order_index] if len(lines.order_index) else np.zeros(0, np.int64)
-    mine = line_group >= 0
-    g, p, _ = history.top_products(line_group[mine], lines.product[mine], lines.quantity[mine])
-    encoded = [json.dumps(label) for label in lines.labels]
-    top: list[list[str]] = [[] for _ in range(n_groups)]
-    for group, product in zip(g.tolist(), p.tolist(), strict=True):
-        top[group].append(encoded[product])
-    return ["[" + ", ".join(items) + "]" for items in top]
+    return list(
+        history.top_products_json(line_group, lines.product, lines.quantity, lines.labels, n_groups)
+    )
 
 
 def _shop_currency(snap: _Snapshot, shop: ShopInfo, cfg: ShopConfig) -> str | None:
@@ -246,100 +242,102 @@ def _enrich_shop(
     as_of: date,
     now: datetime,
     timings: Timings,
+    before_write: Callable[[], object],
 ) -> ShopReport:
+    """One shop's metrics, scores, model and segments, computed outside any transaction and
+    written in one, after `before_write` returns (the person metrics writer's turn)."""
     o = snap.orders
-    with store.engine.begin() as conn:
-        with timings.stage("load"):
-            customer_ids = load_customers(conn, shop.id)
-        with timings.stage("history"):
-            currency = _shop_currency(snap, shop, cfg)
-            data = _shop_data(snap, shop, customer_ids, currency, day_number(as_of))
-            c = data.counted
-            n = len(customer_ids)
-            h = history.purchase_history(
-                data.group[c],
-                o.created_us[c],
-                snap.local_day[c],
-                o.net_micros[c],
-                n,
-                data.as_of_day,
+    with store.engine.connect() as conn, timings.stage("load"):
+        customer_ids = load_customers(conn, shop.id)
+    with timings.stage("history"):
+        currency = _shop_currency(snap, shop, cfg)
+        data = _shop_data(snap, shop, customer_ids, currency, day_number(as_of))
+        c = data.counted
+        n = len(customer_ids)
+        h = history.purchase_history(
+            data.group[c],
+            o.created_us[c],
+            snap.local_day[c],
+            o.net_micros[c],
+            n,
+            data.as_of_day,
+        )
+        top = _top_labels(snap, data.group, n)
+    buyers = np.flatnonzero(h.buyers)
+    with timings.stage("rfm"):
+        r = np.zeros(n, dtype=np.int64)
+        f, m = r.copy(), r.copy()
+        seg = np.full(n, None, dtype=object)
+        r[buyers], f[buyers], m[buyers] = rfm.rfm_scores(
+            h.days_since_last[buyers], h.orders_count[buyers], h.total_micros[buyers]
+        )
+        seg[buyers] = rfm.segment_names(r[buyers], f[buyers], m[buyers])
+    with timings.stage("fit"):
+        owners, summary = summarise_shop(snap, data)
+        model = clv.fit_shop(summary, config.defaults.clv)
+        p_alive = np.full(n, np.nan)
+        expected = np.full(n, np.nan)
+        eov = np.full(n, -1, dtype=np.int64)
+        value = eov.copy()
+        if model.fitted:
+            assert model.bgnbd is not None
+            assert model.gamma_gamma is not None
+            settings = config.defaults.clv
+            pred = clv.predict(
+                model.bgnbd,
+                model.gamma_gamma,
+                summary,
+                settings.horizon_days,
+                settings.annual_discount_rate,
             )
-            top = _top_labels(snap, data.group, n)
-        buyers = np.flatnonzero(h.buyers)
-        with timings.stage("rfm"):
-            r = np.zeros(n, dtype=np.int64)
-            f, m = r.copy(), r.copy()
-            seg = np.full(n, None, dtype=object)
-            r[buyers], f[buyers], m[buyers] = rfm.rfm_scores(
-                h.days_since_last[buyers], h.orders_count[buyers], h.total_micros[buyers]
-            )
-            seg[buyers] = rfm.segment_names(r[buyers], f[buyers], m[buyers])
-        with timings.stage("fit"):
-            owners, summary = summarise_shop(snap, data)
-            model = clv.fit_shop(summary, config.defaults.clv)
-            p_alive = np.full(n, np.nan)
-            expected = np.full(n, np.nan)
-            eov = np.full(n, -1, dtype=np.int64)
-            value = eov.copy()
-            if model.fitted:
-                assert model.bgnbd is not None
-                assert model.gamma_gamma is not None
-                settings = config.defaults.clv
-                pred = clv.predict(
+            if _usable(pred):
+                p_alive[owners] = pred.p_alive
+                expected[owners] = pred.expected_purchases
+                eov[owners] = _money_micros(pred.expected_order_value)
+                value[owners] = _money_micros(pred.clv)
+            else:
+                model = clv.ShopModel(
+                    "failed",
+                    "model predictions are not finite (parameters at the edge of the formulas)",
+                    model.customers,
+                    model.repeat_customers,
                     model.bgnbd,
                     model.gamma_gamma,
-                    summary,
-                    settings.horizon_days,
-                    settings.annual_discount_rate,
+                    model.log_likelihood,
+                    model.fit_seconds,
                 )
-                if _usable(pred):
-                    p_alive[owners] = pred.p_alive
-                    expected[owners] = pred.expected_purchases
-                    eov[owners] = _money_micros(pred.expected_order_value)
-                    value[owners] = _money_micros(pred.clv)
-                else:
-                    model = clv.ShopModel(
-                        "failed",
-                        "model predictions are not finite (parameters at the edge of the formulas)",
-                        model.customers,
-                        model.repeat_customers,
-                        model.bgnbd,
-                        model.gamma_gamma,
-                        model.log_likelihood,
-                        model.fit_seconds,
-                    )
-        with timings.stage("segments"):
-            bought = h.orders_count > 0
-            scored = r > 0
-            modelled = ~np.isnan(p_alive)
-            cols = {
-                "orders_count": Column(h.orders_count, np.ones(n, bool)),
-                "total_spent": Column(h.total_micros, np.ones(n, bool)),
-                "average_order_value": Column(h.aov_micros, bought),
-                "mean_days_between_orders": Column(
-                    h.mean_days_between, ~np.isnan(h.mean_days_between)
-                ),
-                "days_since_last_order": Column(h.days_since_last, bought),
-                "days_since_first_order": Column(data.as_of_day - h.first_day, bought),
-                "recency_score": Column(r, scored),
-                "frequency_score": Column(f, scored),
-                "monetary_score": Column(m, scored),
-                "rfm_segment": Column(seg, scored),
-                "p_alive": Column(p_alive, modelled),
-                "expected_purchases": Column(expected, modelled),
-                "expected_order_value": Column(eov, eov >= 0),
-                "predicted_clv": Column(value, value >= 0),
-                "currency": Column(
-                    np.full(n, currency, dtype=object), np.full(n, currency is not None)
-                ),
-            }
-            masks = segments.built_in(cols, model.fitted)
-            rules = [(rule.name, parse_rule(rule.rule)) for rule in config.segment_rules(cfg)]
-            masks.update(segments.user_defined(rules, cols))
-        with timings.stage("write"):
-            rows = metrics_rows_for(customer_ids, [currency] * n, h, top)
-            scores = ScoreRows(r, f, m, seg, p_alive, expected, eov, value)
-            replace_customer_metrics(conn, shop.id, rows, scores, now)
+    with timings.stage("segments"):
+        bought = h.orders_count > 0
+        scored = r > 0
+        modelled = ~np.isnan(p_alive)
+        cols = {
+            "orders_count": Column(h.orders_count, np.ones(n, bool)),
+            "total_spent": Column(h.total_micros, np.ones(n, bool)),
+            "average_order_value": Column(h.aov_micros, bought),
+            "mean_days_between_orders": Column(h.mean_days_between, ~np.isnan(h.mean_days_between)),
+            "days_since_last_order": Column(h.days_since_last, bought),
+            "days_since_first_order": Column(data.as_of_day - h.first_day, bought),
+            "recency_score": Column(r, scored),
+            "frequency_score": Column(f, scored),
+            "monetary_score": Column(m, scored),
+            "rfm_segment": Column(seg, scored),
+            "p_alive": Column(p_alive, modelled),
+            "expected_purchases": Column(expected, modelled),
+            "expected_order_value": Column(eov, eov >= 0),
+            "predicted_clv": Column(value, value >= 0),
+            "currency": Column(
+                np.full(n, currency, dtype=object), np.full(n, currency is not None)
+            ),
+        }
+        masks = segments.built_in(cols, model.fitted)
+        rules = [(rule.name, parse_rule(rule.rule)) for rule in config.segment_rules(cfg)]
+        masks.update(segments.user_defined(rules, cols))
+    with timings.stage("write"):
+        rows = metrics_rows_for(customer_ids, [currency] * n, h, top)
+        scores = ScoreRows(r, f, m, seg, p_alive, expected, eov, value)
+        before_write()
+        with store.engine.begin() as conn:
+            write_customer_metrics(conn, shop.id, rows, scores, now)
             changes = sync_memberships(conn, shop.id, customer_ids, masks, as_of)
     return ShopReport(
         shop=shop.name,
@@ -388,22 +386,41 @@ def run_enrich(
     now = now or datetime.now(UTC)
     selected = config.selected(shop_name)
     timings = Timings()
-    with store.engine.begin() as conn:
-        identity, snap = _identity_and_snapshot(conn, now, timings)
+    identity, snap = _identity_and_snapshot(store, now, timings)
     person_rows = _person_metrics(snap, day_number(as_of or now.date()), timings)
-    with store.engine.begin() as conn, timings.stage("write"):
-        replace_person_metrics(conn, person_rows, now)
+
+    def write_persons() -> None:
+        with store.engine.begin() as conn, timings.stage("write_persons"):
+            write_person_metrics(conn, person_rows, now)
+
     reports = []
-    for cfg in selected:
-        shop = snap.shops.get(cfg.name)
-        if shop is None:
-            if shop_name is not None:
-                raise UsageError(
-                    f"shop {cfg.name!r} has no data in the store yet: run a sync first"
+    # The person metrics are written on a second thread while the shops are computed: the
+    # database works without the GIL, so the write costs little of the critical path.
+    with ThreadPoolExecutor(max_workers=1) as writer:
+        persons_written = writer.submit(write_persons)
+        for cfg in selected:
+            shop = snap.shops.get(cfg.name)
+            if shop is None:
+                if shop_name is not None:
+                    raise UsageError(
+                        f"shop {cfg.name!r} has no data in the store yet: run a sync first"
+                    )
+                continue
+            shop_as_of = as_of or today_in(shop.timezone, now)
+            reports.append(
+                _enrich_shop(
+                    store,
+                    config,
+                    cfg,
+                    shop,
+                    snap,
+                    shop_as_of,
+                    now,
+                    timings,
+                    persons_written.result,
                 )
-            continue
-        shop_as_of = as_of or today_in(shop.timezone, now)
-        reports.append(_enrich_shop(store, config, cfg, shop, snap, shop_as_of, now, timings))
+            )
+        persons_written.result()
     return EnrichReport(identity, len(person_rows.key), reports, dict(timings.seconds))
 
 
@@ -422,11 +439,11 @@ def model_shop(
     """
     now = now or datetime.now(UTC)
     cfg = config.shop(shop_name)
-    with store.engine.begin() as conn:
-        snap = _snapshot(conn)
-        shop = snap.shops.get(cfg.name)
-        if shop is None:
-            raise UsageError(f"shop {cfg.name!r} has no data in the store yet: run a sync first")
+    snap = _snapshot(store)
+    shop = snap.shops.get(cfg.name)
+    if shop is None:
+        raise UsageError(f"shop {cfg.name!r} has no data in the store yet: run a sync first")
+    with store.engine.connect() as conn:
         customer_ids = load_customers(conn, shop.id)
     shop_as_of = as_of or today_in(shop.timezone, now)
     currency = _shop_currency(snap, shop, cfg)

@@ -1,8 +1,8 @@
 """Bulk writes of customer metrics, person metrics and segment memberships (raw SQL).
 
-Metrics are replaced wholesale per shop (DELETE + INSERT in the caller's transaction), so a
-rerun leaves exactly the rows the data imply. Memberships are diffed instead, so a customer who
-stays in a segment keeps the date it joined (`since`).
+Metrics rows are made exactly what the data imply, in the caller's transaction: rows that
+exist are updated in place, new ones inserted, ones no longer implied deleted. Memberships are
+diffed, so a customer who stays in a segment keeps the date it joined (`since`).
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import numpy as np
 from numpy.typing import NDArray
 from sqlalchemy import Connection
 
-from shopcrm.enrich.dbio import Dialect, columns, dialect_of, execute_many, fetch
+from shopcrm.enrich.dbio import Dialect, dialect_of, execute_many, fetch_columns, present_or_none
 
 Ints = NDArray[np.int64]
 
@@ -34,7 +34,7 @@ class MetricsRows:
     last_us: Ints
     mean_days_between: NDArray[np.float64]
     days_since_last: Ints
-    top_products: list[str | None]  # JSON text
+    top_products: list[str]  # JSON text (written only for groups with purchases)
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,83 +52,112 @@ class ScoreRows:
 
 
 def _floats(values: NDArray[np.float64]) -> list[float | None]:
-    return [None if v != v else v for v in values.tolist()]
-
-
-def _ints(values: Ints, present: NDArray[np.bool_]) -> list[int | None]:
-    return [v if ok else None for v, ok in zip(values.tolist(), present.tolist(), strict=True)]
+    return present_or_none(values, ~np.isnan(values))
 
 
 def _json(d: Dialect) -> str:
     return d.param() if d.sqlite else f"CAST({d.param()} AS JSON)"
 
 
-def _history_columns(d: Dialect, m: MetricsRows) -> list[list[Any]]:
+def _history_columns(d: Dialect, m: MetricsRows) -> dict[str, list[Any]]:
     bought = m.orders_count > 0
-    return [
-        m.key.tolist(),
-        list(m.currency),
-        m.orders_count.tolist(),
-        d.times(m.first_us, bought),
-        d.times(m.last_us, bought),
-        d.money(m.total_micros),
-        d.money(m.aov_micros, bought),
-        _floats(m.mean_days_between),
-        _ints(m.days_since_last, bought),
-        [p if ok else None for p, ok in zip(m.top_products, bought.tolist(), strict=True)],
-    ]
+    return {
+        "currency": list(m.currency),
+        "orders_count": m.orders_count.tolist(),
+        "first_order_at": d.times(m.first_us, bought),
+        "last_order_at": d.times(m.last_us, bought),
+        "total_spent": d.money(m.total_micros),
+        "average_order_value": d.money(m.aov_micros, bought),
+        "mean_days_between_orders": _floats(m.mean_days_between),
+        "days_since_last_order": present_or_none(m.days_since_last, bought),
+        "top_products": present_or_none(np.array(m.top_products, dtype=object), bought),
+    }
 
 
-_HISTORY = (
-    "currency, orders_count, first_order_at, last_order_at, total_spent, average_order_value, "
-    "mean_days_between_orders, days_since_last_order, top_products"
-)
-
-
-def replace_customer_metrics(
-    conn: Connection, shop_id: int, m: MetricsRows, s: ScoreRows, computed_at: datetime
+def _write_rows(
+    conn: Connection,
+    table: str,
+    keys: dict[str, list[Any]],
+    values: dict[str, list[Any]],
+    scope: str,
+    scope_params: Sequence[Any] = (),
 ) -> None:
-    """Replace every metrics row of a shop with these."""
+    """Make the rows of `table` selected by `scope` exactly these: update the rows whose key
+    is stored, insert the others, delete stored rows that are not given.
+
+    Updating in place keeps each row where it is in the table and its indexes, which costs
+    far less than deleting and inserting every row again.
+    """
     d = dialect_of(conn)
-    execute_many(conn, f"DELETE FROM customer_metrics WHERE shop_id = {d.param()}", [(shop_id,)])  # noqa: S608
-    scored = s.recency > 0
-    cols = _history_columns(d, m)
-    cols[1:1] = [[shop_id] * len(m.key)]
-    cols += [
-        _ints(s.recency, scored),
-        _ints(s.frequency, scored),
-        _ints(s.monetary, scored),
-        s.segment.tolist(),
-        _floats(s.p_alive),
-        _floats(s.expected_purchases),
-        d.money(s.eov_micros, s.eov_micros >= 0),
-        d.money(s.clv_micros, s.clv_micros >= 0),
-        [d.time(computed_at)] * len(m.key),
-    ]
-    params = [d.param()] * len(cols)
-    params[10] = _json(d)
+    key_names = list(keys)
+    stored_columns = fetch_columns(
+        conn, [(k, _KEY_KINDS[k]) for k in key_names], scope, scope_params
+    )
+    stored = set(zip(*(np.asarray(c).tolist() for c in stored_columns), strict=True))
+    given = list(zip(*keys.values(), strict=True))
+    rows = list(zip(*values.values(), *keys.values(), strict=True))
+    old = [row for row, key in zip(rows, given, strict=True) if key in stored]
+    new = [row for row, key in zip(rows, given, strict=True) if key not in stored]
+    match = " AND ".join(f"{k} = {d.param()}" for k in key_names)
     execute_many(
         conn,
-        f"INSERT INTO customer_metrics (customer_id, shop_id, {_HISTORY}, recency_score, "  # noqa: S608
-        "frequency_score, monetary_score, rfm_segment, p_alive, expected_purchases, "
-        f"expected_order_value, predicted_clv, computed_at) VALUES ({', '.join(params)})",
-        list(zip(*cols, strict=True)),
+        f"DELETE FROM {table} WHERE {match}",  # noqa: S608
+        sorted(stored - set(given)),
+    )
+    marks = [_json(d) if name == "top_products" else d.param() for name in values]
+    sets = ", ".join(f"{name} = {mark}" for name, mark in zip(values, marks, strict=True))
+    execute_many(conn, f"UPDATE {table} SET {sets} WHERE {match}", old)  # noqa: S608
+    names = ", ".join([*values, *key_names])
+    execute_many(
+        conn,
+        f"INSERT INTO {table} ({names}) VALUES ({', '.join([*marks, *[d.param()] * len(keys)])})",  # noqa: S608
+        new,
     )
 
 
-def replace_person_metrics(conn: Connection, m: MetricsRows, computed_at: datetime) -> None:
-    """Replace every person metrics row with these."""
+_KEY_KINDS = {"customer_id": "int", "person_id": "int", "currency": "text"}
+
+
+def write_customer_metrics(
+    conn: Connection, shop_id: int, m: MetricsRows, s: ScoreRows, computed_at: datetime
+) -> None:
+    """Make a shop's metrics rows exactly these."""
     d = dialect_of(conn)
-    conn.exec_driver_sql("DELETE FROM person_metrics")
-    cols = _history_columns(d, m)
-    cols.append([d.time(computed_at)] * len(m.key))
-    params = [d.param()] * len(cols)
-    params[9] = _json(d)
-    execute_many(
+    scored = s.recency > 0
+    values = {"shop_id": [shop_id] * len(m.key), **_history_columns(d, m)}
+    values |= {
+        "recency_score": present_or_none(s.recency, scored),
+        "frequency_score": present_or_none(s.frequency, scored),
+        "monetary_score": present_or_none(s.monetary, scored),
+        "rfm_segment": s.segment.tolist(),
+        "p_alive": _floats(s.p_alive),
+        "expected_purchases": _floats(s.expected_purchases),
+        "expected_order_value": d.money(s.eov_micros, s.eov_micros >= 0),
+        "predicted_clv": d.money(s.clv_micros, s.clv_micros >= 0),
+        "computed_at": [d.time(computed_at)] * len(m.key),
+    }
+    _write_rows(
         conn,
-        f"INSERT INTO person_metrics (person_id, {_HISTORY}, computed_at) "  # noqa: S608
-        f"VALUES ({', '.join(params)})",
-        list(zip(*cols, strict=True)),
+        "customer_metrics",
+        {"customer_id": m.key.tolist()},
+        values,
+        f"customer_metrics WHERE shop_id = {d.param()}",
+        (shop_id,),
+    )
+
+
+def write_person_metrics(conn: Connection, m: MetricsRows, computed_at: datetime) -> None:
+    """Make the person metrics rows exactly these."""
+    d = dialect_of(conn)
+    values = _history_columns(d, m)
+    currency = values.pop("currency")
+    values["computed_at"] = [d.time(computed_at)] * len(m.key)
+    _write_rows(
+        conn,
+        "person_metrics",
+        {"person_id": m.key.tolist(), "currency": currency},
+        values,
+        "person_metrics WHERE true",
     )
 
 
@@ -159,12 +188,12 @@ def sync_memberships(
         How many memberships started and ended, and each segment's size.
     """
     d = dialect_of(conn)
-    rows = fetch(
+    held_customers, held_segments = fetch_columns(
         conn,
-        f"SELECT customer_id, segment FROM segment_membership WHERE shop_id = {d.param()}",  # noqa: S608
+        [("customer_id", "int"), ("segment", "text")],
+        f"segment_membership WHERE shop_id = {d.param()}",
         (shop_id,),
     )
-    held_customers, held_segments = columns(rows, 2)
     names = sorted(set(segments) | set(held_segments))
     code = {name: i for i, name in enumerate(names)}
     width = len(names)
@@ -172,9 +201,7 @@ def sync_memberships(
         [customer_ids[mask] * width + code[name] for name, mask in segments.items()]
         or [np.zeros(0, dtype=np.int64)]
     )
-    held = np.array(held_customers, dtype=np.int64) * width + np.array(
-        [code[s] for s in held_segments], dtype=np.int64
-    )
+    held = held_customers * width + np.array([code[s] for s in held_segments], dtype=np.int64)
     joined = np.setdiff1d(wanted, held)
     left = np.setdiff1d(held, wanted)
     execute_many(
@@ -197,7 +224,7 @@ def sync_memberships(
 
 
 def metrics_rows_for(
-    key: Ints, currency: Sequence[str | None], history: Any, top: list[str | None]
+    key: Ints, currency: Sequence[str | None], history: Any, top: list[str]
 ) -> MetricsRows:
     """MetricsRows from a `History` of the same groups."""
     return MetricsRows(
