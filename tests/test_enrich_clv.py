@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 from scipy import integrate
-from scipy.special import betaln
+from scipy.special import betaln, gammaln
 
 from shopcrm.config import ClvSettings
 from shopcrm.enrich import clv
@@ -168,6 +168,72 @@ def test_gradient_matches_finite_differences(simulated):
         up, _ = clv.bgnbd_log_likelihood(theta + step, x, t_x, T, w)
         down, _ = clv.bgnbd_log_likelihood(theta - step, x, t_x, T, w)
         assert grad[i] == pytest.approx((up - down) / 2e-6, rel=1e-4)
+
+
+def test_log_likelihood_when_a_dropout_is_all_but_certain():
+    """Odds of a dropout beyond e^745 (many purchases, long ago) must not underflow P(alive)."""
+    r, alpha, a, b = 5.0, 0.01, 1.0, 2.0
+    x, t_x, T = 300.0, 1.0, 1000.0
+    log_odds = math.log(a / (b + x - 1)) + (r + x) * math.log((alpha + T) / (alpha + t_x))
+    expected = (
+        gammaln(r + x)
+        - gammaln(r)
+        + r * math.log(alpha)
+        - (r + x) * math.log(alpha + T)
+        + betaln(a, b + x)
+        - betaln(a, b)
+        + np.logaddexp(0.0, log_odds)
+    )
+    ll, grad = clv.bgnbd_log_likelihood(
+        np.log([r, alpha, a, b]), np.array([x]), np.array([t_x]), np.array([T]), np.array([1.0])
+    )
+    assert log_odds > 745
+    assert ll == pytest.approx(expected, rel=1e-12)
+    assert np.all(np.isfinite(grad))
+
+
+def test_gamma_gamma_log_likelihood_of_one_customer_by_hand():
+    p, q, v, x, m = 2.0, 3.0, 4.0, 2.0, 5.0
+    expected = (
+        gammaln(p * x + q)
+        - gammaln(p * x)
+        - gammaln(q)
+        + q * math.log(v)
+        + (p * x - 1) * math.log(m)
+        + p * x * math.log(x)
+        - (p * x + q) * math.log(v + m * x)
+    )
+    ll, _ = clv.gamma_gamma_log_likelihood(
+        np.log([p, q, v]), np.array([x]), np.array([m]), np.array([1.0])
+    )
+    assert ll == pytest.approx(expected, rel=1e-12)
+
+
+def test_gamma_gamma_gradient_matches_finite_differences(simulated):
+    repeat = simulated["x"] > 0
+    x, m = simulated["x"][repeat][:500], simulated["m"][repeat][:500]
+    w = np.ones(len(x))
+    theta = np.log([1.5, 6.0, 80.0])
+    _, grad = clv.gamma_gamma_log_likelihood(theta, x, m, w)
+    for i in range(3):
+        step = np.zeros(3)
+        step[i] = 1e-6
+        up, _ = clv.gamma_gamma_log_likelihood(theta + step, x, m, w)
+        down, _ = clv.gamma_gamma_log_likelihood(theta - step, x, m, w)
+        assert grad[i] == pytest.approx((up - down) / 2e-6, rel=1e-4)
+
+
+def test_day_counts_as_integers_or_floats_give_the_same_model(simulated):
+    """Integer day counts take a faster path to their distinct values; the result is the same."""
+    days = [np.floor(simulated[k]).astype(np.int64) for k in ("x", "t_x", "T")]
+    as_floats = [d.astype(np.float64) for d in days]
+    params, ll = clv.fit_bgnbd(*days)
+    assert (params, ll) == clv.fit_bgnbd(*as_floats)
+    assert np.array_equal(clv.p_alive(params, *days), clv.p_alive(params, *as_floats))
+    assert np.array_equal(
+        clv.expected_purchases(params, 90.0, *days),
+        clv.expected_purchases(params, 90.0, *as_floats),
+    )
 
 
 def test_clv_discounting_and_horizon():
