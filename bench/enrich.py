@@ -4,9 +4,11 @@
 
 Generates a seeded store once (one shop, Europe/Berlin, EUR; guests, duplicate and messy
 emails, cancellations, refunds, a second currency, 1-3 lines per order), then for each repeat
-copies it and runs `run_enrich` twice in a fresh process: "cold" (identity must create every
-person and link every customer and guest order; no metrics exist yet) and "warm" (a rerun over
-the same data). The generator stores `email_normalised` beside each email, as the upserts do. Prints the median
+copies it and runs `run_enrich` three times in a fresh process: "cold" (identity must create
+every person and link every customer and guest order; no metrics exist yet), "warm" (a rerun
+the same day over the same data: nothing to write) and "next_day" (as-of one day later: every
+buyer's recency, P(alive) and CLV change, so every metrics row is rewritten). The generator
+stores `email_normalised` beside each email, as the upserts do. Prints the median
 seconds per stage and the peak resident memory of the enrich process (ru_maxrss), and the
 same as JSON on the last line. CPU seconds are printed beside wall seconds because the
 machine may be shared.
@@ -23,7 +25,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import numpy as np
@@ -31,6 +33,8 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 AS_OF = date(2026, 11, 1)
+# first enrichment after the import, a rerun the same day, the next day's run
+RUNS = {"cold": AS_OF, "warm": AS_OF, "next_day": AS_OF + timedelta(days=1)}
 DAY_US = 86_400_000_000
 YEARS = 3
 
@@ -152,7 +156,7 @@ def generate(path: Path, customers: int, orders: int, seed: int = 7) -> None:
 
 
 def run_once(path: Path) -> dict[str, object]:
-    """Cold then warm enrich of the store at `path`, in this process."""
+    """The RUNS of enrich over the store at `path`, one after the other, in this process."""
     from shopcrm.config import parse_config
     from shopcrm.enrich import run_enrich
     from shopcrm.store.db import open_store
@@ -168,10 +172,11 @@ def run_once(path: Path) -> dict[str, object]:
     )
     store = open_store(f"sqlite:///{path}")
     out: dict[str, object] = {}
-    for label in ("cold", "warm"):
+    for label, day in RUNS.items():
         started = time.perf_counter()
         cpu = time.process_time()
-        report = run_enrich(store, config, as_of=AS_OF, now=datetime(2026, 11, 1, 23, tzinfo=UTC))
+        now = datetime.combine(day, datetime.min.time(), UTC) + timedelta(hours=23)
+        report = run_enrich(store, config, as_of=day, now=now)
         total = time.perf_counter() - started
         cpu = time.process_time() - cpu
         shop = report.shops[0]
@@ -250,7 +255,7 @@ def main() -> None:
         "orders": args.orders,
         "repeats": args.repeats,
     }
-    for label in ("cold", "warm"):
+    for label in RUNS:
         stages = {
             s: statistics.median(r[label]["stages"][s] for r in runs)
             for s in runs[0][label]["stages"]

@@ -15,7 +15,7 @@ at-risk, c2 R4 F2 M2 -> potential-loyalist.
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -27,6 +27,7 @@ from shopcrm.config import parse_config
 from shopcrm.connectors.base import CustomerRecord, OrderLineRecord, OrderRecord
 from shopcrm.enrich import run_enrich
 from shopcrm.enrich.rfm import SEGMENTS, quintile_scores, segment_names
+from shopcrm.enrich.write import fingerprints
 from shopcrm.store.db import open_store
 from shopcrm.store.emails import normalise_email
 from shopcrm.store.models import (
@@ -406,9 +407,64 @@ def test_rerun_after_changes_leaves_what_a_first_run_would(store, databases):
     load_fixture(fresh)
     change(fresh)
     run_enrich(fresh, CONFIG, as_of=date(2026, 3, 20), now=later)
-    assert _state(store) == _state(fresh)
+    try:
+        assert _state(store) == _state(fresh)
+    finally:
+        fresh.close()
     assert "c3" not in metrics(store)  # deleted upstream: its row is gone
     assert metrics(store)["c1"].days_since_last_order == 15  # o6 (03-05) counts by now
+
+
+def computed_at(store) -> dict[str, datetime]:
+    with store.engine.connect() as conn:
+        rows = conn.execute(
+            text(
+                "SELECT c.platform_id, m.computed_at FROM customer_metrics AS m "
+                "JOIN customer AS c ON c.id = m.customer_id"
+            )
+        ).all()
+    return dict(rows)
+
+
+def test_rerun_writes_only_rows_whose_values_changed(enriched):
+    store, _ = enriched
+    first = computed_at(store)
+    later = NOW + timedelta(hours=1)
+    run_enrich(store, CONFIG, as_of=AS_OF, now=later)
+    assert computed_at(store) == first  # same values: no row rewritten
+    with store.session() as s:
+        a = ensure_shop(s, "a", "csv", now=later)
+        upsert_orders(s, a, [order("o13", utc(2026, 2, 27), "9", customer_platform_id="c2")], later)
+    run_enrich(store, CONFIG, as_of=AS_OF, now=later)
+    stamps = computed_at(store)
+    assert {pid for pid in stamps if stamps[pid] != first[pid]} == {"c2"}
+    assert metrics(store)["c2"].orders_count == 2
+
+
+ROW = {
+    "count": np.array([3, 3]),
+    "spent": np.array([1.5, 1.5]),
+    "gap": np.array([np.nan, np.nan]),
+    "name": np.array(["Mug", "Mug"], dtype=object),
+    "missing": np.array([None, None], dtype=object),
+}
+
+
+@pytest.mark.parametrize(
+    ("column", "other"),
+    [("count", 4), ("spent", 1.25), ("gap", 0.0), ("name", "mug"), ("missing", "")],
+)
+def test_fingerprints_see_a_change_in_any_column(column, other):
+    columns = {name: values.copy() for name, values in ROW.items()}
+    columns[column][1] = other
+    prints = fingerprints(list(columns.values()))
+    assert prints[0] != prints[1]
+    assert fingerprints(list(ROW.values()))[0] == fingerprints(list(ROW.values()))[1]
+
+
+def test_fingerprints_depend_on_column_order():
+    a, b = np.array([1]), np.array([2])
+    assert fingerprints([a, b])[0] != fingerprints([b, a])[0]
 
 
 def test_single_shop_run(enriched):

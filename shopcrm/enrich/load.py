@@ -8,7 +8,7 @@ import numpy as np
 from numpy.typing import NDArray
 from sqlalchemy import Connection, Engine
 
-from shopcrm.enrich.dbio import ColumnQuery, Dialect, dialect_of, fetch, fetch_columns_split
+from shopcrm.enrich.dbio import ColumnQuery, Dialect, fetch, fetch_columns_split
 from shopcrm.enrich.identity import GUEST_PERSON
 from shopcrm.enrich.purchases import VOID_STATUSES
 
@@ -61,17 +61,6 @@ def load_shops(conn: Connection) -> list[ShopInfo]:
     return [ShopInfo(*row) for row in rows]
 
 
-def load_customers(conn: Connection, shop_id: int) -> Ints:
-    """Ids of a shop's customers not deleted upstream, ascending."""
-    d = dialect_of(conn)
-    rows = fetch(
-        conn,
-        f"SELECT id FROM customer WHERE shop_id = {d.param()} AND NOT deleted ORDER BY id",  # noqa: S608
-        (shop_id,),
-    )
-    return np.array([r[0] for r in rows], dtype=np.int64)
-
-
 def _codes(values: list[str]) -> tuple[Ints, list[str]]:
     """Small integer codes of strings in sorted order (so ties break alphabetically), and the
     strings by code."""
@@ -119,18 +108,37 @@ _LINES_QUERY = ColumnQuery(
 )
 
 
-def load_orders_and_lines(engine: Engine, parts: int = 4) -> tuple[Orders, Lines]:
-    """All orders not deleted and their lines, read in `parts` id ranges on parallel
-    connections (`fetch_columns_split`).
+_CUSTOMERS_QUERY = ColumnQuery(
+    [("id", "int"), ("shop_id", "int")], "customer WHERE NOT deleted", table="customer", key="id"
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Customers:
+    """Every customer not deleted upstream."""
+
+    customer_id: Ints
+    shop_id: Ints
+
+    def of_shop(self, shop_id: int) -> Ints:
+        """A shop's customer ids, ascending."""
+        return np.sort(self.customer_id[self.shop_id == shop_id])
+
+
+def load_store(engine: Engine, parts: int = 4) -> tuple[Customers, Orders, Lines]:
+    """All customers and orders not deleted, and the orders' lines, read in `parts` id ranges
+    on parallel connections (`fetch_columns_split`).
 
     An order's customer is resolved by (shop, platform id); an order of a customer deleted
     upstream is no customer's purchase any more, but still its person's.
     """
-    orders, lines = fetch_columns_split(
-        engine, [_orders_query(Dialect(engine.dialect.name)), _LINES_QUERY], parts
+    customers, orders, lines = fetch_columns_split(
+        engine,
+        [_CUSTOMERS_QUERY, _orders_query(Dialect(engine.dialect.name)), _LINES_QUERY],
+        parts,
     )
     loaded = _orders(*orders)
-    return loaded, _lines(loaded, *lines)
+    return Customers(*customers), loaded, _lines(loaded, *lines)
 
 
 def _orders(

@@ -30,12 +30,12 @@ from shopcrm.enrich.identity import (
     link_guest_orders,
 )
 from shopcrm.enrich.load import (
+    Customers,
     Lines,
     Orders,
     ShopInfo,
-    load_customers,
-    load_orders_and_lines,
     load_shops,
+    load_store,
 )
 from shopcrm.enrich.purchases import day_number, is_purchase, local_days, today_in
 from shopcrm.enrich.rules import Column, parse_rule
@@ -102,6 +102,7 @@ class EnrichReport:
 @dataclass(frozen=True, slots=True)
 class _Snapshot:
     shops: dict[str, ShopInfo]
+    customers: Customers
     orders: Orders
     lines: Lines
     local_day: Ints
@@ -110,12 +111,12 @@ class _Snapshot:
 def _snapshot(store: Store) -> _Snapshot:
     with store.engine.connect() as conn:
         shops = {s.name: s for s in load_shops(conn)}
-    orders, lines = load_orders_and_lines(store.engine)
+    customers, orders, lines = load_store(store.engine)
     day = np.zeros(len(orders), dtype=np.int64)
     for shop in shops.values():
         mask = orders.shop_id == shop.id
         day[mask] = local_days(orders.created_us[mask], shop.timezone)
-    return _Snapshot(shops, orders, lines, day)
+    return _Snapshot(shops, customers, orders, lines, day)
 
 
 def _identity_and_snapshot(
@@ -247,8 +248,8 @@ def _enrich_shop(
     """One shop's metrics, scores, model and segments, computed outside any transaction and
     written in one, after `before_write` returns (the person metrics writer's turn)."""
     o = snap.orders
-    with store.engine.connect() as conn, timings.stage("load"):
-        customer_ids = load_customers(conn, shop.id)
+    with timings.stage("load"):
+        customer_ids = snap.customers.of_shop(shop.id)
     with timings.stage("history"):
         currency = _shop_currency(snap, shop, cfg)
         data = _shop_data(snap, shop, customer_ids, currency, day_number(as_of))
@@ -443,8 +444,7 @@ def model_shop(
     shop = snap.shops.get(cfg.name)
     if shop is None:
         raise UsageError(f"shop {cfg.name!r} has no data in the store yet: run a sync first")
-    with store.engine.connect() as conn:
-        customer_ids = load_customers(conn, shop.id)
+    customer_ids = snap.customers.of_shop(shop.id)
     shop_as_of = as_of or today_in(shop.timezone, now)
     currency = _shop_currency(snap, shop, cfg)
     data = _shop_data(snap, shop, customer_ids, currency, day_number(shop_as_of))

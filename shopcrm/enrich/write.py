@@ -7,7 +7,8 @@ diffed, so a customer who stays in a segment keeps the date it joined (`since`).
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import hashlib
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
@@ -59,60 +60,90 @@ def _json(d: Dialect) -> str:
     return d.param() if d.sqlite else f"CAST({d.param()} AS JSON)"
 
 
-def _history_columns(d: Dialect, m: MetricsRows) -> dict[str, list[Any]]:
-    bought = m.orders_count > 0
+def _history_columns(d: Dialect, m: MetricsRows, rows: Ints) -> dict[str, list[Any]]:
+    bought = m.orders_count[rows] > 0
     return {
-        "currency": list(m.currency),
-        "orders_count": m.orders_count.tolist(),
-        "first_order_at": d.times(m.first_us, bought),
-        "last_order_at": d.times(m.last_us, bought),
-        "total_spent": d.money(m.total_micros),
-        "average_order_value": d.money(m.aov_micros, bought),
-        "mean_days_between_orders": _floats(m.mean_days_between),
-        "days_since_last_order": present_or_none(m.days_since_last, bought),
-        "top_products": present_or_none(np.array(m.top_products, dtype=object), bought),
+        "orders_count": m.orders_count[rows].tolist(),
+        "first_order_at": d.times(m.first_us[rows], bought),
+        "last_order_at": d.times(m.last_us[rows], bought),
+        "total_spent": d.money(m.total_micros[rows]),
+        "average_order_value": d.money(m.aov_micros[rows], bought),
+        "mean_days_between_orders": _floats(m.mean_days_between[rows]),
+        "days_since_last_order": present_or_none(m.days_since_last[rows], bought),
+        "top_products": present_or_none(np.array(m.top_products, dtype=object)[rows], bought),
     }
+
+
+def _history_arrays(m: MetricsRows) -> list[Any]:
+    return [
+        m.currency,
+        m.orders_count,
+        m.first_us,
+        m.last_us,
+        m.total_micros,
+        m.aov_micros,
+        m.mean_days_between,
+        m.days_since_last,
+        m.top_products,
+    ]
 
 
 def _write_rows(
     conn: Connection,
     table: str,
     keys: dict[str, list[Any]],
-    values: dict[str, list[Any]],
+    prints: Ints,
+    values_of: Callable[[Ints], dict[str, list[Any]]],
     scope: str,
     scope_params: Sequence[Any] = (),
-) -> None:
-    """Make the rows of `table` selected by `scope` exactly these: update the rows whose key
-    is stored, insert the others, delete stored rows that are not given.
+) -> int:
+    """Make the rows of `table` selected by `scope` exactly these; returns how many changed.
 
-    Updating in place keeps each row where it is in the table and its indexes, which costs
-    far less than deleting and inserting every row again.
+    A row is compared with the stored one by its fingerprint (a digest of its values): an
+    unchanged row is left alone, a changed one updated in place (which keeps its position in
+    the table and its indexes: far cheaper than deleting and inserting it again), a new one
+    inserted, and a stored row no longer given deleted. Values are built only for the rows
+    written (`values_of(positions)`).
     """
     d = dialect_of(conn)
     key_names = list(keys)
-    stored_columns = fetch_columns(
-        conn, [(k, _KEY_KINDS[k]) for k in key_names], scope, scope_params
+    *stored_keys, stored_prints = fetch_columns(
+        conn,
+        [*((k, _KEY_KINDS[k]) for k in key_names), ("COALESCE(fingerprint, 0)", "int")],
+        scope,
+        scope_params,
     )
-    stored = set(zip(*(np.asarray(c).tolist() for c in stored_columns), strict=True))
+    stored = dict(
+        zip(
+            zip(*(np.asarray(c).tolist() for c in stored_keys), strict=True),
+            stored_prints.tolist(),
+            strict=True,
+        )
+    )
     given = list(zip(*keys.values(), strict=True))
-    rows = list(zip(*values.values(), *keys.values(), strict=True))
-    old = [row for row, key in zip(rows, given, strict=True) if key in stored]
-    new = [row for row, key in zip(rows, given, strict=True) if key not in stored]
+    held = [stored.get(key) for key in given]
+    new = np.array([h is None for h in held], dtype=bool)
+    same = np.array([h == p for h, p in zip(held, prints.tolist(), strict=True)], dtype=bool)
+    changed = np.flatnonzero(~new & ~same)
+    added = np.flatnonzero(new)
     match = " AND ".join(f"{k} = {d.param()}" for k in key_names)
-    execute_many(
-        conn,
-        f"DELETE FROM {table} WHERE {match}",  # noqa: S608
-        sorted(stored - set(given)),
-    )
-    marks = [_json(d) if name == "top_products" else d.param() for name in values]
-    sets = ", ".join(f"{name} = {mark}" for name, mark in zip(values, marks, strict=True))
-    execute_many(conn, f"UPDATE {table} SET {sets} WHERE {match}", old)  # noqa: S608
-    names = ", ".join([*values, *key_names])
-    execute_many(
-        conn,
-        f"INSERT INTO {table} ({names}) VALUES ({', '.join([*marks, *[d.param()] * len(keys)])})",  # noqa: S608
-        new,
-    )
+    gone = sorted(set(stored) - set(given))
+    execute_many(conn, f"DELETE FROM {table} WHERE {match}", gone)  # noqa: S608
+    for positions, update in ((changed, True), (added, False)):
+        values = values_of(positions) | {"fingerprint": prints[positions].tolist()}
+        picked = positions.tolist()
+        key_values = [[column[i] for i in picked] for column in keys.values()]
+        rows = list(zip(*values.values(), *key_values, strict=True))
+        marks = [_json(d) if name == "top_products" else d.param() for name in values]
+        if update:
+            sets = ", ".join(f"{name} = {mark}" for name, mark in zip(values, marks, strict=True))
+            sql = f"UPDATE {table} SET {sets} WHERE {match}"  # noqa: S608
+        else:
+            names = ", ".join([*values, *key_names])
+            placeholders = ", ".join([*marks, *[d.param()] * len(keys)])
+            sql = f"INSERT INTO {table} ({names}) VALUES ({placeholders})"  # noqa: S608
+        execute_many(conn, sql, rows)
+    return len(changed) + len(added) + len(gone)
 
 
 _KEY_KINDS = {"customer_id": "int", "person_id": "int", "currency": "text"}
@@ -120,45 +151,97 @@ _KEY_KINDS = {"customer_id": "int", "person_id": "int", "currency": "text"}
 
 def write_customer_metrics(
     conn: Connection, shop_id: int, m: MetricsRows, s: ScoreRows, computed_at: datetime
-) -> None:
-    """Make a shop's metrics rows exactly these."""
+) -> int:
+    """Make a shop's metrics rows exactly these; returns how many rows changed."""
     d = dialect_of(conn)
-    scored = s.recency > 0
-    values = {"shop_id": [shop_id] * len(m.key), **_history_columns(d, m)}
-    values |= {
-        "recency_score": present_or_none(s.recency, scored),
-        "frequency_score": present_or_none(s.frequency, scored),
-        "monetary_score": present_or_none(s.monetary, scored),
-        "rfm_segment": s.segment.tolist(),
-        "p_alive": _floats(s.p_alive),
-        "expected_purchases": _floats(s.expected_purchases),
-        "expected_order_value": d.money(s.eov_micros, s.eov_micros >= 0),
-        "predicted_clv": d.money(s.clv_micros, s.clv_micros >= 0),
-        "computed_at": [d.time(computed_at)] * len(m.key),
-    }
-    _write_rows(
+    scores = [s.recency, s.frequency, s.monetary, s.segment, s.p_alive, s.expected_purchases]
+    prints = fingerprints([*_history_arrays(m), *scores, s.eov_micros, s.clv_micros])
+
+    def values_of(rows: Ints) -> dict[str, list[Any]]:
+        scored = s.recency[rows] > 0
+        eov, value = s.eov_micros[rows], s.clv_micros[rows]
+        return {
+            "shop_id": [shop_id] * len(rows),
+            "currency": [m.currency[i] for i in rows.tolist()],
+            **_history_columns(d, m, rows),
+            "recency_score": present_or_none(s.recency[rows], scored),
+            "frequency_score": present_or_none(s.frequency[rows], scored),
+            "monetary_score": present_or_none(s.monetary[rows], scored),
+            "rfm_segment": s.segment[rows].tolist(),
+            "p_alive": _floats(s.p_alive[rows]),
+            "expected_purchases": _floats(s.expected_purchases[rows]),
+            "expected_order_value": d.money(eov, eov >= 0),
+            "predicted_clv": d.money(value, value >= 0),
+            "computed_at": [d.time(computed_at)] * len(rows),
+        }
+
+    return _write_rows(
         conn,
         "customer_metrics",
         {"customer_id": m.key.tolist()},
-        values,
+        prints,
+        values_of,
         f"customer_metrics WHERE shop_id = {d.param()}",
         (shop_id,),
     )
 
 
-def write_person_metrics(conn: Connection, m: MetricsRows, computed_at: datetime) -> None:
-    """Make the person metrics rows exactly these."""
+def write_person_metrics(conn: Connection, m: MetricsRows, computed_at: datetime) -> int:
+    """Make the person metrics rows exactly these; returns how many rows changed."""
     d = dialect_of(conn)
-    values = _history_columns(d, m)
-    currency = values.pop("currency")
-    values["computed_at"] = [d.time(computed_at)] * len(m.key)
-    _write_rows(
+
+    def values_of(rows: Ints) -> dict[str, list[Any]]:
+        return _history_columns(d, m, rows) | {"computed_at": [d.time(computed_at)] * len(rows)}
+
+    return _write_rows(
         conn,
         "person_metrics",
-        {"person_id": m.key.tolist(), "currency": currency},
-        values,
+        {"person_id": m.key.tolist(), "currency": m.currency},
+        fingerprints(_history_arrays(m)),
+        values_of,
         "person_metrics WHERE true",
     )
+
+
+def fingerprints(columns: Sequence[Any]) -> Ints:
+    """A 64-bit digest of each row of these parallel columns, the same in every process.
+
+    Numbers are digested by their bits, texts (and None) by BLAKE2b, then mixed column by
+    column with the splitmix64 finaliser; two rows with different values get different
+    fingerprints except with probability 2**-64.
+    """
+    n = len(columns[0])
+    digest = np.zeros(n, dtype=np.uint64)
+    for number, column in enumerate(columns):
+        value = _column_digest(column) + np.uint64(number * _GOLDEN % 2**64)
+        digest = _mix(digest ^ _mix(value))
+    return digest.view(np.int64)
+
+
+_GOLDEN = 0x9E3779B97F4A7C15  # spreads the column numbers over 64 bits
+
+
+def _mix(h: NDArray[np.uint64]) -> NDArray[np.uint64]:
+    h = (h ^ (h >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+    h = (h ^ (h >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    return h ^ (h >> np.uint64(31))
+
+
+def _column_digest(column: Any) -> NDArray[np.uint64]:
+    values = np.asarray(column)
+    if values.dtype.kind in "iub":
+        return values.astype(np.int64).view(np.uint64)
+    if values.dtype.kind == "f":
+        return np.where(np.isnan(values), np.nan, values).view(np.uint64)  # one NaN bit pattern
+    items = values.tolist()
+    table = {item: _text_digest(item) for item in set(items)}
+    return np.fromiter(map(table.__getitem__, items), dtype=np.uint64, count=len(items))
+
+
+def _text_digest(text: str | None) -> int:
+    if text is None:
+        return 0
+    return int.from_bytes(hashlib.blake2b(text.encode(), digest_size=8).digest(), "little")
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,7 +11,7 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import JSON, Column, Index, UniqueConstraint
+from sqlalchemy import JSON, BigInteger, Column, Index, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 from shopcrm.store.types import Money, UTCDateTime
@@ -131,6 +131,8 @@ class CustomerMetrics(SQLModel, table=True):
     predicted_clv: Decimal | None = _money(nullable=True)
     top_products: list[str] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
     computed_at: datetime = _utc(nullable=False)
+    # A digest of the row's values: a rerun that computes the same values leaves the row alone.
+    fingerprint: int | None = Field(default=None, sa_type=BigInteger)
 
 
 class PersonMetrics(SQLModel, table=True):
@@ -149,6 +151,8 @@ class PersonMetrics(SQLModel, table=True):
     days_since_last_order: int | None = None
     top_products: list[str] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
     computed_at: datetime = _utc(nullable=False)
+    # A digest of the row's values: a rerun that computes the same values leaves the row alone.
+    fingerprint: int | None = Field(default=None, sa_type=BigInteger)
 
 
 class SegmentMembership(SQLModel, table=True):
