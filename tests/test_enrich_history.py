@@ -26,6 +26,7 @@ from sqlalchemy import select, text
 from shopcrm.config import parse_config
 from shopcrm.connectors.base import CustomerRecord, OrderLineRecord, OrderRecord
 from shopcrm.enrich import run_enrich
+from shopcrm.enrich.codes import distinct_codes
 from shopcrm.enrich.rfm import SEGMENTS, quintile_scores, segment_names
 from shopcrm.enrich.write import fingerprints
 from shopcrm.store.db import open_store
@@ -781,3 +782,16 @@ def test_history_functions_without_purchases():
     assert owners.tolist() == summary.frequency.tolist() == []
     assert top_products_json(none, none, none, ["Mug"], 2) == ["[]", "[]"]
     assert top_products_json(none, none, none, [], 0) == []
+
+
+@pytest.mark.parametrize("high", [3, 50, 10**12])
+def test_distinct_codes_and_quintiles_by_counting_match_sorting(high):
+    """Integer arrays over a short range are coded and ranked by counting: same answers."""
+    values = np.random.default_rng(high).integers(-5, high, 2_000)
+    levels, codes = distinct_codes(values)
+    expected_levels, expected_codes = np.unique(values, return_inverse=True)
+    assert levels.tolist() == expected_levels.tolist()
+    assert codes.tolist() == expected_codes.tolist()
+    assert quintile_scores(values).tolist() == quintile_scores(values.astype(float)).tolist()
+    empty = distinct_codes(np.zeros(0, dtype=np.int64))
+    assert (len(empty[0]), len(empty[1])) == (0, 0)

@@ -31,6 +31,7 @@ from scipy.optimize import minimize
 from scipy.special import betaln, digamma, expit, gammaln, hyp2f1
 
 from shopcrm.config import ClvSettings
+from shopcrm.enrich.codes import distinct_codes
 
 FloatArray = NDArray[np.float64]
 
@@ -130,16 +131,7 @@ class _Coded:
     @classmethod
     def of(cls, column: NDArray[np.generic]) -> _Coded:
         """Code a column; integers over a short range (the day counts) by counting, not sorting."""
-        column = np.asarray(column)
-        if column.dtype.kind == "i" and column.size:
-            low = int(column.min())
-            span = int(column.max()) - low + 1
-            if span <= 4 * column.size:
-                offset = column - low
-                present = np.bincount(offset, minlength=span) > 0
-                rank = np.cumsum(present) - 1
-                return cls(np.flatnonzero(present).astype(np.float64) + low, rank[offset])
-        levels, codes = np.unique(column, return_inverse=True)
+        levels, codes = distinct_codes(column)
         return cls(levels.astype(np.float64), codes)
 
     def values(self) -> FloatArray:

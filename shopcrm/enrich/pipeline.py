@@ -22,6 +22,7 @@ from numpy.typing import NDArray
 
 from shopcrm.config import AppConfig, ShopConfig
 from shopcrm.enrich import clv, history, rfm, segments
+from shopcrm.enrich.codes import distinct_codes
 from shopcrm.enrich.identity import (
     IdentityReport,
     count_persons,
@@ -170,11 +171,9 @@ def _person_metrics(snap: _Snapshot, as_of_day: int, timings: Timings) -> Metric
         counted = is_purchase(o.cancelled, o.void_status, o.net_micros, snap.local_day, as_of_day)
         counted &= o.person_id >= 0
         width = max(len(o.currencies), 1)
-        keys, inverse = np.unique(
-            o.person_id[counted] * width + o.currency[counted], return_inverse=True
-        )
+        keys, inverse = distinct_codes(o.person_id[counted] * width + o.currency[counted])
         group = np.full(len(o), -1, dtype=np.int64)
-        group[counted] = inverse.ravel()
+        group[counted] = inverse
         h = history.purchase_history(
             group[counted],
             o.created_us[counted],

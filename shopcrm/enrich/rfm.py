@@ -21,6 +21,8 @@ from __future__ import annotations
 import numpy as np
 from numpy.typing import NDArray
 
+from shopcrm.enrich.codes import dense_span
+
 SEGMENT_TABLE: dict[int, tuple[str, str, str, str, str]] = {
     5: ("new", "potential-loyalist", "potential-loyalist", "champions", "champions"),
     4: ("promising", "potential-loyalist", "potential-loyalist", "loyal", "loyal"),
@@ -49,9 +51,16 @@ def quintile_scores(values: NDArray[np.generic]) -> NDArray[np.int64]:
     n = len(values)
     if n == 0:
         return np.zeros(0, dtype=np.int64)
-    ordered = np.sort(values)
-    below = np.searchsorted(ordered, values, side="left")
-    equal = np.searchsorted(ordered, values, side="right") - below
+    span = dense_span(values)
+    if span is None:
+        ordered = np.sort(values)
+        below = np.searchsorted(ordered, values, side="left")
+        equal = np.searchsorted(ordered, values, side="right") - below
+    else:  # days and order counts: ranks by counting
+        offset = values - values.min()
+        count = np.bincount(offset, minlength=span)
+        equal = count[offset]
+        below = np.cumsum(count)[offset] - equal
     # floor(5 * (below + equal/2) / n) in integers: no float rounding at quintile edges
     return np.minimum(5, (5 * (2 * below + equal)) // (2 * n) + 1).astype(np.int64)
 
