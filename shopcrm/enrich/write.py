@@ -7,7 +7,7 @@ diffed, so a customer who stays in a segment keeps the date it joined (`since`).
 
 from __future__ import annotations
 
-import hashlib
+import zlib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -206,9 +206,9 @@ def write_person_metrics(conn: Connection, m: MetricsRows, computed_at: datetime
 def fingerprints(columns: Sequence[Any]) -> Ints:
     """A 64-bit digest of each row of these parallel columns, the same in every process.
 
-    Numbers are digested by their bits, texts (and None) by BLAKE2b, then mixed column by
+    Numbers are digested by their bits, texts (and None) by two CRC-32s, then mixed column by
     column with the splitmix64 finaliser; two rows with different values get different
-    fingerprints except with probability 2**-64.
+    fingerprints except with a negligible probability (one in billions per changed row).
     """
     n = len(columns[0])
     digest = np.zeros(n, dtype=np.uint64)
@@ -239,9 +239,14 @@ def _column_digest(column: Any) -> NDArray[np.uint64]:
 
 
 def _text_digest(text: str | None) -> int:
+    """64 bits from two CRC-32s of the UTF-8 text (seeded differently): C speed, stable."""
     if text is None:
         return 0
-    return int.from_bytes(hashlib.blake2b(text.encode(), digest_size=8).digest(), "little")
+    data = text.encode()
+    return zlib.crc32(data) | zlib.crc32(data, _CRC_SEED) << 32
+
+
+_CRC_SEED = 0x5BD1E995
 
 
 @dataclass(frozen=True, slots=True)
