@@ -112,22 +112,24 @@ def _write_rows(
         scope,
         scope_params,
     )
-    stored = dict(
-        zip(
-            zip(*(np.asarray(c).tolist() for c in stored_keys), strict=True),
-            stored_prints.tolist(),
-            strict=True,
-        )
-    )
-    given = list(zip(*keys.values(), strict=True))
-    held = [stored.get(key) for key in given]
-    new = np.array([h is None for h in held], dtype=bool)
-    same = np.array([h == p for h, p in zip(held, prints.tolist(), strict=True)], dtype=bool)
-    changed = np.flatnonzero(~new & ~same)
-    added = np.flatnonzero(new)
+    given_key, stored_key = _composite_keys(list(keys.values()), stored_keys)
+    held = np.zeros(len(given_key), dtype=bool)
+    same = held
+    if len(stored_key):
+        order = np.argsort(stored_key)
+        at = np.searchsorted(stored_key, given_key, sorter=order)
+        found = order[np.minimum(at, len(order) - 1)]
+        held = stored_key[found] == given_key
+        same = held & (stored_prints[found] == prints)
+    changed = np.flatnonzero(held & ~same)
+    added = np.flatnonzero(~held)
     match = " AND ".join(f"{k} = {d.param()}" for k in key_names)
-    gone = sorted(set(stored) - set(given))
-    execute_many(conn, f"DELETE FROM {table} WHERE {match}", gone)  # noqa: S608
+    gone = np.flatnonzero(~np.isin(stored_key, given_key))
+    execute_many(
+        conn,
+        f"DELETE FROM {table} WHERE {match}",  # noqa: S608
+        list(zip(*(np.asarray(c)[gone].tolist() for c in stored_keys), strict=True)),
+    )
     for positions, update in ((changed, True), (added, False)):
         values = values_of(positions) | {"fingerprint": prints[positions].tolist()}
         picked = positions.tolist()
@@ -143,6 +145,23 @@ def _write_rows(
             sql = f"INSERT INTO {table} ({names}) VALUES ({placeholders})"  # noqa: S608
         execute_many(conn, sql, rows)
     return len(changed) + len(added) + len(gone)
+
+
+def _composite_keys(given: list[list[Any]], stored: list[Any]) -> tuple[Ints, Ints]:
+    """One int64 per row for the given and the stored keys (integer ids, and texts such as a
+    currency coded over the union of both sides), so rows are matched by numpy, not dicts."""
+    given_key = np.zeros(len(given[0]), dtype=np.int64)
+    stored_key = np.zeros(len(stored[0]), dtype=np.int64)
+    for mine, theirs in zip(given, stored, strict=True):
+        if isinstance(theirs, np.ndarray):
+            g, t = np.asarray(mine, dtype=np.int64), theirs
+        else:
+            code = {text: i for i, text in enumerate(sorted(set(mine) | set(theirs)))}
+            g = np.fromiter(map(code.__getitem__, mine), dtype=np.int64, count=len(mine))
+            t = np.fromiter(map(code.__getitem__, theirs), dtype=np.int64, count=len(theirs))
+        width = int(max(g.max(initial=0), t.max(initial=0))) + 1
+        given_key, stored_key = given_key * width + g, stored_key * width + t
+    return given_key, stored_key
 
 
 _KEY_KINDS = {"customer_id": "int", "person_id": "int", "currency": "text"}
