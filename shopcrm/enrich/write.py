@@ -251,13 +251,18 @@ def _column_digest(column: Any) -> NDArray[np.uint64]:
         return values.astype(np.int64).view(np.uint64)
     if values.dtype.kind == "f":
         return np.where(np.isnan(values), np.nan, values).view(np.uint64)  # one NaN bit pattern
-    return _text_digests(values.tolist())
+    texts = values.tolist()
+    distinct = list(set(texts))
+    if len(distinct) * 8 > len(texts):
+        return _text_digests(texts)
+    table = dict(zip(distinct, _text_digests(distinct).tolist(), strict=True))  # currencies
+    return np.fromiter(map(table.__getitem__, texts), dtype=np.uint64, count=len(texts))
 
 
 def _text_digests(texts: list[str | None]) -> NDArray[np.uint64]:
     """A polynomial digest of each text's code points, computed a character position at a
     time over all texts at once (None differs from every text, "" included)."""
-    missing = np.fromiter((t is None for t in texts), dtype=bool, count=len(texts))
+    missing = np.array([t is None for t in texts], dtype=bool)
     points = np.array([t or "" for t in texts], dtype=str)
     width = points.dtype.itemsize // 4
     digest = missing.astype(np.uint64)
@@ -311,8 +316,8 @@ def sync_memberships(
         or [np.zeros(0, dtype=np.int64)]
     )
     held = held_customers * width + np.array([code[s] for s in held_segments], dtype=np.int64)
-    joined = np.setdiff1d(wanted, held)
-    left = np.setdiff1d(held, wanted)
+    joined = np.sort(wanted[~np.isin(wanted, held)])  # both sides hold each key once
+    left = held[~np.isin(held, wanted)]
     execute_many(
         conn,
         f"DELETE FROM segment_membership WHERE customer_id = {d.param()} AND segment = {d.param()}",  # noqa: S608
