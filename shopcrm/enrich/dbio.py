@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import itertools
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
@@ -190,13 +190,16 @@ class ColumnQuery:
     key: str
 
 
-def fetch_columns_split(engine: Engine, queries: Sequence[ColumnQuery], parts: int) -> list[Any]:
-    """The columns of each query, read as `parts` key ranges on parallel connections.
+def fetch_columns_split(
+    engine: Engine, queries: Sequence[ColumnQuery], parts: int
+) -> Iterator[list[Any]]:
+    """The columns of each query in turn, read as `parts` key ranges on parallel connections.
 
     SQLite runs a whole `group_concat` scan inside one call that releases the GIL, so ranges
-    read on threads use every core. Ranges are read in separate transactions: a row written
-    meanwhile may be seen in its newer version, but no row is read twice or skipped unless it
-    was inserted or deleted meanwhile.
+    read on threads use every core; and each query's columns are yielded as soon as its ranges
+    are read, so the caller works on them while later queries are still being read. Ranges are
+    read in separate transactions: a row written meanwhile may be seen in its newer version,
+    but no row is read twice or skipped unless it was inserted or deleted meanwhile.
     """
     with engine.connect() as conn:
         d = dialect_of(conn)
@@ -215,19 +218,15 @@ def fetch_columns_split(engine: Engine, queries: Sequence[ColumnQuery], parts: i
             return fetch_columns(conn, *job)
 
     with ThreadPoolExecutor(max_workers=min(len(jobs), os.cpu_count() or 1)) as pool:
-        results = list(pool.map(read, jobs))
-    merged = []
-    for i, q in enumerate(queries):
-        chunks = results[i * parts : (i + 1) * parts]
-        merged.append(
-            [
+        futures = [pool.submit(read, job) for job in jobs]
+        for i, q in enumerate(queries):
+            chunks = [f.result() for f in futures[i * parts : (i + 1) * parts]]
+            yield [
                 list(itertools.chain.from_iterable(c[k] for c in chunks))
                 if kind == "text"
                 else np.concatenate([c[k] for c in chunks])
                 for k, (_, kind) in enumerate(q.exprs)
             ]
-        )
-    return merged
 
 
 def columns(rows: list[tuple[Any, ...]], width: int) -> list[tuple[Any, ...]]:

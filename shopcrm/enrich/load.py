@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from contextlib import closing
 from dataclasses import dataclass
 
 import numpy as np
@@ -132,13 +133,13 @@ def load_store(engine: Engine, parts: int = 4) -> tuple[Customers, Orders, Lines
     An order's customer is resolved by (shop, platform id); an order of a customer deleted
     upstream is no customer's purchase any more, but still its person's.
     """
-    customers, orders, lines = fetch_columns_split(
-        engine,
-        [_CUSTOMERS_QUERY, _orders_query(Dialect(engine.dialect.name)), _LINES_QUERY],
-        parts,
-    )
-    loaded = _orders(*orders)
-    return Customers(*customers), loaded, _lines(loaded, *lines)
+    queries = [_LINES_QUERY, _CUSTOMERS_QUERY, _orders_query(Dialect(engine.dialect.name))]
+    with closing(fetch_columns_split(engine, queries, parts)) as results:
+        line_order, quantity, names = next(results)
+        product, labels = _codes(names)  # while the orders are still being read
+        customers = Customers(*next(results))
+        orders = _orders(*next(results))
+    return customers, orders, _lines(orders, line_order, quantity, product, labels)
 
 
 def _orders(
@@ -167,7 +168,9 @@ def _orders(
     )
 
 
-def _lines(orders: Orders, order_ids: Ints, quantity: Ints, names: list[str]) -> Lines:
+def _lines(
+    orders: Orders, order_ids: Ints, quantity: Ints, product: Ints, labels: list[str]
+) -> Lines:
     """Lines of the loaded orders; a product is known by its title, else SKU, else product id.
 
     Titles are what people recognise in "products bought most"; variants sharing a title are
@@ -179,7 +182,6 @@ def _lines(orders: Orders, order_ids: Ints, quantity: Ints, names: list[str]) ->
         return Lines(empty, empty, empty, [])
     pos = np.minimum(np.searchsorted(orders.order_id, order_ids, sorter=sorter), len(sorter) - 1)
     index = sorter[pos]
-    product, labels = _codes(names)
     unnamed = labels.index("") if "" in labels else -1
     known = (orders.order_id[index] == order_ids) & (product != unnamed)
     return Lines(index[known], product[known], quantity[known], labels)
