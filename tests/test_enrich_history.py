@@ -416,6 +416,22 @@ def test_rerun_after_changes_leaves_what_a_first_run_would(store, databases):
     assert metrics(store)["c1"].days_since_last_order == 15  # o6 (03-05) counts by now
 
 
+def test_an_in_memory_store_is_enriched_like_a_file(tmp_path):
+    """An in-memory SQLite database exists once per connection: its reads and writes must
+    stay on the calling thread instead of the parallel readers and the person writer."""
+    memory = open_store("sqlite:///:memory:")
+    disk = open_store(f"sqlite:///{tmp_path / 'store.db'}")
+    try:
+        for target in (memory, disk):
+            load_fixture(target)
+            run_enrich(target, CONFIG, as_of=AS_OF, now=NOW)
+        assert _state(disk)["customers"]
+        assert _state(memory) == _state(disk)
+    finally:
+        memory.close()
+        disk.close()
+
+
 def computed_at(store) -> dict[str, datetime]:
     with store.engine.connect() as conn:
         rows = conn.execute(

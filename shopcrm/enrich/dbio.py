@@ -12,11 +12,11 @@ from __future__ import annotations
 
 import itertools
 import os
-from collections.abc import Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 from numpy.typing import NDArray
@@ -26,6 +26,7 @@ from shopcrm.errors import StoreError
 from shopcrm.store.types import from_micros
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+T = TypeVar("T")
 
 
 class Dialect:
@@ -217,7 +218,7 @@ def fetch_columns_split(
         with engine.connect() as conn:
             return fetch_columns(conn, *job)
 
-    with ThreadPoolExecutor(max_workers=min(len(jobs), os.cpu_count() or 1)) as pool:
+    with executor_for(engine, min(len(jobs), os.cpu_count() or 1)) as pool:
         futures = [pool.submit(read, job) for job in jobs]
         for i, q in enumerate(queries):
             chunks = [f.result() for f in futures[i * parts : (i + 1) * parts]]
@@ -227,6 +228,24 @@ def fetch_columns_split(
                 else np.concatenate([c[k] for c in chunks])
                 for k, (_, kind) in enumerate(q.exprs)
             ]
+
+
+def executor_for(engine: Engine, workers: int) -> Executor:
+    """Threads for work on `engine`'s database; the calling thread itself for an in-memory
+    SQLite database, which exists once per connection and so once per thread."""
+    if engine.dialect.name == "sqlite" and engine.url.database in (None, "", ":memory:"):
+        return _InlineExecutor()
+    return ThreadPoolExecutor(max_workers=workers)
+
+
+class _InlineExecutor(Executor):
+    def submit(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> Future[T]:
+        future: Future[T] = Future()
+        try:
+            future.set_result(fn(*args, **kwargs))
+        except BaseException as exc:  # handed to whoever asks the future, as a pool would
+            future.set_exception(exc)
+        return future
 
 
 def columns(rows: list[tuple[Any, ...]], width: int) -> list[tuple[Any, ...]]:

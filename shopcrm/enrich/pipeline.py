@@ -11,7 +11,6 @@ from __future__ import annotations
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, date, datetime
@@ -23,6 +22,7 @@ from numpy.typing import NDArray
 from shopcrm.config import AppConfig, ShopConfig
 from shopcrm.enrich import clv, history, rfm, segments
 from shopcrm.enrich.codes import distinct_codes
+from shopcrm.enrich.dbio import executor_for
 from shopcrm.enrich.identity import (
     IdentityReport,
     count_persons,
@@ -396,7 +396,7 @@ def run_enrich(
     reports = []
     # The person metrics are written on a second thread while the shops are computed: the
     # database works without the GIL, so the write costs little of the critical path.
-    with ThreadPoolExecutor(max_workers=1) as writer:
+    with executor_for(store.engine, 1) as writer:
         persons_written = writer.submit(write_persons)
         for cfg in selected:
             shop = snap.shops.get(cfg.name)
