@@ -51,14 +51,6 @@ class Dialect:
             return column
         return f"CAST(ROUND({column} * 1000000) AS BIGINT)"
 
-    def ascii_lower(self, expr: str) -> str:
-        """lower() that maps A-Z only, whatever the database's locale."""
-        return f"lower({expr})" if self.sqlite else f'lower(({expr}) COLLATE "C")'
-
-    def non_ascii(self, expr: str) -> str:
-        """True when a text has a character outside printable ASCII (space to ~)."""
-        return f"({expr} GLOB '*[^ -~]*')" if self.sqlite else f"({expr} ~ '[^ -~]')"
-
     def caseless(self, expr: str) -> str:
         """`expr` for comparing with lower-case ASCII constants, ignoring case."""
         return f"{expr} COLLATE NOCASE" if self.sqlite else f"lower({expr})"
