@@ -25,7 +25,7 @@ from sqlalchemy import select, text
 
 from shopcrm.config import parse_config
 from shopcrm.connectors.base import CustomerRecord, OrderLineRecord, OrderRecord
-from shopcrm.enrich import run_enrich
+from shopcrm.enrich import run_enrich, write
 from shopcrm.enrich.codes import distinct_codes
 from shopcrm.enrich.rfm import SEGMENTS, quintile_scores, segment_names
 from shopcrm.enrich.write import fingerprints
@@ -430,6 +430,20 @@ def test_an_in_memory_store_is_enriched_like_a_file(tmp_path):
     finally:
         memory.close()
         disk.close()
+
+
+def test_rows_written_in_small_batches_are_the_same(store, databases, monkeypatch):
+    load_fixture(store)
+    run_enrich(store, CONFIG, as_of=AS_OF, now=NOW)
+    monkeypatch.setattr(write, "WRITE_BATCH_ROWS", 2)
+    batched = open_store(databases.empty())
+    try:
+        load_fixture(batched)
+        run_enrich(batched, CONFIG, as_of=AS_OF, now=NOW)
+        assert len(_state(batched)["customers"]) > 2
+        assert _state(batched) == _state(store)
+    finally:
+        batched.close()
 
 
 def computed_at(store) -> dict[str, datetime]:

@@ -131,20 +131,29 @@ def _write_rows(
         list(zip(*(np.asarray(c)[gone].tolist() for c in stored_keys), strict=True)),
     )
     for positions, update in ((changed, True), (added, False)):
-        values = values_of(positions) | {"fingerprint": prints[positions].tolist()}
-        picked = positions.tolist()
-        key_values = [[column[i] for i in picked] for column in keys.values()]
-        rows = list(zip(*values.values(), *key_values, strict=True))
-        marks = [_json(d) if name == "top_products" else d.param() for name in values]
-        if update:
-            sets = ", ".join(f"{name} = {mark}" for name, mark in zip(values, marks, strict=True))
-            sql = f"UPDATE {table} SET {sets} WHERE {match}"  # noqa: S608
-        else:
-            names = ", ".join([*values, *key_names])
-            placeholders = ", ".join([*marks, *[d.param()] * len(keys)])
-            sql = f"INSERT INTO {table} ({names}) VALUES ({placeholders})"  # noqa: S608
-        execute_many(conn, sql, rows)
+        # in batches: a row's bound values are Python objects, ~1 KB a row
+        for start in range(0, len(positions), WRITE_BATCH_ROWS):
+            batch = positions[start : start + WRITE_BATCH_ROWS]
+            values = values_of(batch) | {"fingerprint": prints[batch].tolist()}
+            picked = batch.tolist()
+            key_values = [[column[i] for i in picked] for column in keys.values()]
+            rows = list(zip(*values.values(), *key_values, strict=True))
+            execute_many(conn, _row_statement(d, table, list(values), key_names, update), rows)
     return len(changed) + len(added) + len(gone)
+
+
+WRITE_BATCH_ROWS = 50_000
+
+
+def _row_statement(d: Dialect, table: str, names: list[str], keys: list[str], update: bool) -> str:
+    """UPDATE ... WHERE keys, or INSERT, binding `names` then `keys` in that order."""
+    marks = [_json(d) if name == "top_products" else d.param() for name in names]
+    if update:
+        sets = ", ".join(f"{name} = {mark}" for name, mark in zip(names, marks, strict=True))
+        match = " AND ".join(f"{k} = {d.param()}" for k in keys)
+        return f"UPDATE {table} SET {sets} WHERE {match}"  # noqa: S608
+    placeholders = ", ".join([*marks, *[d.param()] * len(keys)])
+    return f"INSERT INTO {table} ({', '.join([*names, *keys])}) VALUES ({placeholders})"  # noqa: S608
 
 
 def _composite_keys(given: list[list[Any]], stored: list[Any]) -> tuple[Ints, Ints]:
