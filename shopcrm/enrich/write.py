@@ -95,6 +95,7 @@ def _write_rows(
     values_of: Callable[[Ints], dict[str, list[Any]]],
     scope: str,
     scope_params: Sequence[Any] = (),
+    insert_only: Mapping[str, Any] | None = None,
 ) -> int:
     """Make the rows of `table` selected by `scope` exactly these; returns how many changed.
 
@@ -102,8 +103,10 @@ def _write_rows(
     unchanged row is left alone, a changed one updated in place (which keeps its position in
     the table and its indexes: far cheaper than deleting and inserting it again), a new one
     inserted, and a stored row no longer given deleted. Values are built only for the rows
-    written (`values_of(positions)`).
+    written (`values_of(positions)`); `insert_only` columns (the scope's own, such as the shop)
+    are left out of updates, where even an unchanged value costs an index and foreign-key visit.
     """
+    insert_only = insert_only or {}
     d = dialect_of(conn)
     key_names = list(keys)
     *stored_keys, stored_prints = fetch_columns(
@@ -135,6 +138,8 @@ def _write_rows(
         for start in range(0, len(positions), WRITE_BATCH_ROWS):
             batch = positions[start : start + WRITE_BATCH_ROWS]
             values = values_of(batch) | {"fingerprint": prints[batch].tolist()}
+            if not update:
+                values |= {name: [value] * len(batch) for name, value in insert_only.items()}
             picked = batch.tolist()
             key_values = [[column[i] for i in picked] for column in keys.values()]
             rows = list(zip(*values.values(), *key_values, strict=True))
@@ -188,7 +193,6 @@ def write_customer_metrics(
         scored = s.recency[rows] > 0
         eov, value = s.eov_micros[rows], s.clv_micros[rows]
         return {
-            "shop_id": [shop_id] * len(rows),
             "currency": [m.currency[i] for i in rows.tolist()],
             **_history_columns(d, m, rows),
             "recency_score": present_or_none(s.recency[rows], scored),
@@ -210,6 +214,7 @@ def write_customer_metrics(
         values_of,
         f"customer_metrics WHERE shop_id = {d.param()}",
         (shop_id,),
+        insert_only={"shop_id": shop_id},
     )
 
 
