@@ -169,3 +169,42 @@ def test_0003_fills_the_email_keys_of_rows_stored_before(engine: Engine) -> None
         for table in ("customer", "orders"):
             keys = dict(conn.execute(text(f"SELECT id, email_normalised FROM {table}")).all())  # noqa: S608
             assert keys == {1: "ann@example.com", 2: "bob@x.com", 3: None, 4: None}
+
+
+def test_0005_keeps_every_membership_both_ways(engine: Engine) -> None:
+    """0005 rebuilds segment_membership keyed by (customer, segment); no row may be lost."""
+    upgrade(engine, "0004")
+    with engine.begin() as conn:
+        conn.execute(text("INSERT INTO shop (id, name, platform) VALUES (1, 's', 'csv')"))
+        conn.execute(
+            text(
+                "INSERT INTO customer (id, shop_id, platform_id, updated_at, tags, deleted, "
+                "redacted) VALUES (:id, 1, :pid, '2026-01-01 00:00:00.000000', '[]', false, false)"
+            ),
+            [{"id": 1, "pid": "c1"}, {"id": 2, "pid": "c2"}],
+        )
+        conn.execute(
+            text(
+                "INSERT INTO segment_membership (shop_id, customer_id, segment, since) "
+                "VALUES (1, :customer, :segment, '2026-02-01')"
+            ),
+            [
+                {"customer": 1, "segment": "vip"},
+                {"customer": 1, "segment": "new"},
+                {"customer": 2, "segment": "vip"},
+            ],
+        )
+
+    def memberships() -> list[tuple[Any, ...]]:
+        with engine.connect() as conn:
+            rows = conn.execute(
+                text("SELECT customer_id, segment, shop_id, since FROM segment_membership")
+            ).all()
+        return sorted((c, s, shop, str(since)) for c, s, shop, since in rows)
+
+    before = memberships()
+    assert len(before) == 3
+    upgrade(engine)
+    assert memberships() == before
+    downgrade(engine, "0004")
+    assert memberships() == before

@@ -156,13 +156,15 @@ class PersonMetrics(SQLModel, table=True):
 
 
 class SegmentMembership(SQLModel, table=True):
-    __tablename__ = "segment_membership"
-    __table_args__ = (UniqueConstraint("customer_id", "segment"),)
+    """A customer in a segment since a date. Keyed by (customer, segment) and, on SQLite,
+    stored in that key's B-tree (no rowid): one tree to write per membership instead of three."""
 
-    id: int | None = Field(default=None, primary_key=True)
+    __tablename__ = "segment_membership"
+    __table_args__ = {"sqlite_with_rowid": False}
+
+    customer_id: int = Field(foreign_key="customer.id", primary_key=True, ondelete="CASCADE")
+    segment: str = Field(primary_key=True, max_length=100)
     shop_id: int = Field(foreign_key="shop.id", index=True)
-    customer_id: int = Field(foreign_key="customer.id", index=True, ondelete="CASCADE")
-    segment: str = Field(max_length=100)
     since: date
 
 
