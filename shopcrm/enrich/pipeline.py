@@ -394,8 +394,9 @@ def run_enrich(
             write_person_metrics(conn, person_rows, now)
 
     reports = []
-    # The person metrics are written on a second thread while the shops are computed: the
-    # database works without the GIL, so the write costs little of the critical path.
+    # The person metrics are written on a second thread while the shops are computed: SQLite
+    # works without the GIL, so that part of the write overlaps the computation (binding the
+    # values does not; BENCHMARKS.md measures what the overlap gains).
     with executor_for(store.engine, 1) as writer:
         persons_written = writer.submit(write_persons)
         for cfg in selected:
