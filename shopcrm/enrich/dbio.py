@@ -174,7 +174,7 @@ def _parse(value: str | None, kind: str) -> Any:
 class ColumnQuery:
     """A `fetch_columns` read that can be split into ranges of an integer key.
 
-    `source` must end in a WHERE clause; each range adds `AND key BETWEEN lo AND hi`.
+    `source` must end in a WHERE clause; each range adds `AND key >= lo AND key < hi`.
     """
 
     exprs: Sequence[tuple[str, str]]

@@ -106,8 +106,7 @@ def link_guest_orders(conn: Connection, order_ids: Ints, now: datetime) -> dict[
     d = dialect_of(conn)
     conn.exec_driver_sql(
         "CREATE TEMP TABLE IF NOT EXISTS relink_orders (id BIGINT PRIMARY KEY)"
-        if d.sqlite
-        else "CREATE TEMP TABLE IF NOT EXISTS relink_orders (id BIGINT PRIMARY KEY) ON COMMIT DROP"
+        + ("" if d.sqlite else " ON COMMIT DROP")
     )
     conn.exec_driver_sql("DELETE FROM relink_orders")
     execute_many(

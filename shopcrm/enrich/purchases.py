@@ -17,6 +17,8 @@ from zoneinfo import ZoneInfo
 import numpy as np
 from numpy.typing import NDArray
 
+from shopcrm.enrich.codes import distinct_codes
+
 VOID_STATUSES = ("voided", "failed", "cancelled")
 MICROS_PER_DAY = 86_400_000_000
 _SECONDS_PER_DAY = 86_400
@@ -47,15 +49,9 @@ def local_days(created_us: NDArray[np.int64], timezone: str | None) -> NDArray[n
     if timezone is None or timezone == "UTC" or len(created_us) == 0:
         return created_us // MICROS_PER_DAY
     zone = ZoneInfo(timezone)
-    starts_us, offsets_us = _offset_steps(zone, _distinct(created_us // MICROS_PER_DAY))
+    starts_us, offsets_us = _offset_steps(zone, distinct_codes(created_us // MICROS_PER_DAY)[0])
     step = np.searchsorted(starts_us, created_us, side="right") - 1
     return (created_us + offsets_us[step]) // MICROS_PER_DAY
-
-
-def _distinct(values: NDArray[np.int64]) -> NDArray[np.int64]:
-    """np.unique of an int64 array, several times faster with few distinct values (np.sort)."""
-    ordered = np.sort(values)
-    return ordered[np.r_[True, ordered[1:] != ordered[:-1]]]
 
 
 def _offset_steps(

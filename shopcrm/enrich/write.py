@@ -126,11 +126,10 @@ def _write_rows(
         same = held & (stored_prints[found] == prints)
     changed = np.flatnonzero(held & ~same)
     added = np.flatnonzero(~held)
-    match = " AND ".join(f"{k} = {d.param()}" for k in key_names)
     gone = np.flatnonzero(~np.isin(stored_key, given_key))
     execute_many(
         conn,
-        f"DELETE FROM {table} WHERE {match}",  # noqa: S608
+        f"DELETE FROM {table} WHERE {_key_match(d, key_names)}",  # noqa: S608
         list(zip(*(np.asarray(c)[gone].tolist() for c in stored_keys), strict=True)),
     )
     for positions, update in ((changed, True), (added, False)):
@@ -155,10 +154,13 @@ def _row_statement(d: Dialect, table: str, names: list[str], keys: list[str], up
     marks = [_json(d) if name == "top_products" else d.param() for name in names]
     if update:
         sets = ", ".join(f"{name} = {mark}" for name, mark in zip(names, marks, strict=True))
-        match = " AND ".join(f"{k} = {d.param()}" for k in keys)
-        return f"UPDATE {table} SET {sets} WHERE {match}"  # noqa: S608
+        return f"UPDATE {table} SET {sets} WHERE {_key_match(d, keys)}"  # noqa: S608
     placeholders = ", ".join([*marks, *[d.param()] * len(keys)])
     return f"INSERT INTO {table} ({', '.join([*names, *keys])}) VALUES ({placeholders})"  # noqa: S608
+
+
+def _key_match(d: Dialect, keys: list[str]) -> str:
+    return " AND ".join(f"{k} = {d.param()}" for k in keys)
 
 
 def _composite_keys(given: list[list[Any]], stored: list[Any]) -> tuple[Ints, Ints]:
