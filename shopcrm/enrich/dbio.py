@@ -11,6 +11,7 @@ microseconds straight from SQL, and written back in each dialect's storage form:
 from __future__ import annotations
 
 import itertools
+import json
 import os
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Executor, Future, ThreadPoolExecutor
@@ -97,6 +98,24 @@ class Dialect:
 
     def day(self, value: date) -> Any:
         return value.isoformat() if self.sqlite else value
+
+    def each_int(self) -> str:
+        """A FROM item giving every integer of one bound array (`array`) as column `value`.
+
+        A million values bound one row at a time cost a Python call each; one array is
+        expanded by the database itself (SQLite's `json_each`, PostgreSQL's `unnest`).
+        """
+        return "json_each(?)" if self.sqlite else "unnest(CAST(%s AS BIGINT[])) AS a(value)"
+
+    def text_at(self, index: str) -> str:
+        """Element `index` (an integer expression, from 0) of a bound array of texts."""
+        if self.sqlite:
+            return f"json_extract(?, '$[' || ({index}) || ']')"
+        return f"(CAST(%s AS TEXT[]))[({index}) + 1]"
+
+    def array(self, values: Sequence[Any]) -> Any:
+        """A list bound for `each_int` or `text_at`."""
+        return json.dumps(list(values)) if self.sqlite else list(values)
 
 
 def present_or_none(values: NDArray[Any], present: NDArray[np.bool_] | None = None) -> list[Any]:

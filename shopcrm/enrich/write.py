@@ -126,7 +126,7 @@ def _write_rows(
         same = held & (stored_prints[found] == prints)
     changed = np.flatnonzero(held & ~same)
     added = np.flatnonzero(~held)
-    gone = np.flatnonzero(~np.isin(stored_key, given_key))
+    gone = np.flatnonzero(~np.isin(stored_key, given_key, assume_unique=True))
     execute_many(
         conn,
         f"DELETE FROM {table} WHERE {_key_match(d, key_names)}",  # noqa: S608
@@ -332,20 +332,26 @@ def sync_memberships(
         or [np.zeros(0, dtype=np.int64)]
     )
     held = held_customers * width + np.array([code[s] for s in held_segments], dtype=np.int64)
-    joined = np.sort(wanted[~np.isin(wanted, held)])  # both sides hold each key once
-    left = held[~np.isin(held, wanted)]
-    execute_many(
-        conn,
-        f"DELETE FROM segment_membership WHERE customer_id = {d.param()} AND segment = {d.param()}",  # noqa: S608
-        [(int(k // width), names[int(k % width)]) for k in left.tolist()],
+    # both sides hold each key once; sorted, they fill the (customer, segment) B-tree in order
+    joined = np.sort(wanted[~np.isin(wanted, held, assume_unique=True)])
+    left = np.sort(held[~np.isin(held, wanted, assume_unique=True)])
+    # Each side binds one array of keys (customer id * width + segment number), unpacked in SQL.
+    number = f"value - value / {width} * {width}"  # integer division in both dialects
+    keyed = (
+        f"SELECT value / {width} AS customer_id, {d.text_at(number)} AS segment "  # noqa: S608
+        f"FROM {d.each_int()}"
     )
-    day = d.day(since)
-    execute_many(
-        conn,
-        "INSERT INTO segment_membership (shop_id, customer_id, segment, since) "  # noqa: S608
-        f"VALUES ({d.params(4)})",
-        [(shop_id, k // width, names[k % width], day) for k in joined.tolist()],
-    )
+    if len(left):
+        conn.exec_driver_sql(
+            f"DELETE FROM segment_membership WHERE (customer_id, segment) IN ({keyed})",  # noqa: S608
+            (d.array(names), d.array(left.tolist())),
+        )
+    if len(joined):
+        conn.exec_driver_sql(
+            "INSERT INTO segment_membership (shop_id, customer_id, segment, since) "  # noqa: S608
+            f"SELECT {d.param()}, k.customer_id, k.segment, {d.param()} FROM ({keyed}) AS k",
+            (shop_id, d.day(since), d.array(names), d.array(joined.tolist())),
+        )
     return MembershipChanges(
         len(joined),
         len(left),
