@@ -343,19 +343,25 @@ def test_guest_order_follows_its_customer_once_the_customer_is_stored(store):
     assert keys == {"carol.new@x.com", "#hash@x.com"}  # a real key may start with '#'
 
 
-def _state(store) -> dict[str, Any]:
-    """Metrics keyed by what identifies them across stores (platform ids, emails), not ids."""
+def _state(store, *, stamps: bool = True) -> dict[str, Any]:
+    """Metrics keyed by what identifies them across stores (platform ids, emails), not ids;
+    without `computed_at` unless `stamps`."""
+
+    def columns(model) -> str:
+        names = [c.name for c in model.__table__.columns if stamps or c.name != "computed_at"]
+        return ", ".join(f"m.{name}" for name in names)
+
     with store.engine.connect() as conn:
         customers = conn.execute(
             text(
-                "SELECT c.platform_id, m.* FROM customer_metrics AS m "
+                f"SELECT c.platform_id, {columns(CustomerMetrics)} FROM customer_metrics AS m "  # noqa: S608
                 "JOIN customer AS c ON c.id = m.customer_id"
             )
         ).all()
         people = conn.execute(
             text(
-                "SELECT COALESCE(p.email_normalised, c.platform_id), m.* FROM person_metrics AS m "
-                "JOIN person AS p ON p.id = m.person_id "
+                f"SELECT COALESCE(p.email_normalised, c.platform_id), {columns(PersonMetrics)} "  # noqa: S608
+                "FROM person_metrics AS m JOIN person AS p ON p.id = m.person_id "
                 "LEFT JOIN customer AS c ON c.person_id = p.id AND p.email_normalised IS NULL"
             )
         ).all()
@@ -470,6 +476,42 @@ def test_rerun_writes_only_rows_whose_values_changed(enriched):
     stamps = computed_at(store)
     assert {pid for pid in stamps if stamps[pid] != first[pid]} == {"c2"}
     assert metrics(store)["c2"].orders_count == 2
+
+
+def test_next_day_rewrites_only_the_daily_columns(store, databases, monkeypatch):
+    """A day later every buyer's days since the last order moves, its history does not: rows
+    are rewritten in their daily columns only, and end as a first run on that day leaves them."""
+    load_fixture(store)
+    run_enrich(store, CONFIG, as_of=AS_OF, now=NOW)
+    statements: list[tuple[str, list]] = []
+    real = write.execute_many
+
+    def recording(conn, sql, rows):
+        statements.append((sql, rows))
+        real(conn, sql, rows)
+
+    monkeypatch.setattr(write, "execute_many", recording)
+    next_day, later = AS_OF + timedelta(days=1), NOW + timedelta(days=1)
+    run_enrich(store, CONFIG, as_of=next_day, now=later)
+    with store.session() as s:
+        platform_id = dict(s.execute(select(Customer.id, Customer.platform_id)).all())
+    rewritten: dict[str, set[str]] = {"daily": set(), "whole": set()}
+    for sql, rows in statements:
+        if sql.startswith("UPDATE customer_metrics"):
+            part = "whole" if "total_spent" in sql else "daily"
+            rewritten[part] |= {platform_id[row[-1]] for row in rows}
+    # o9 (2026-03-02 in Berlin) counts from the next day on: c2's history changed
+    assert rewritten == {"daily": {"c1", "d1"}, "whole": {"c2"}}
+    assert any(sql.startswith("UPDATE person_metrics SET days_since") for sql, _ in statements)
+    assert metrics(store)["c1"].days_since_last_order == 21
+    fresh = open_store(databases.empty())
+    try:
+        load_fixture(fresh)
+        run_enrich(fresh, CONFIG, as_of=next_day, now=later)
+        # c3 bought nothing: its row did not change, so it keeps the time it was written
+        assert _state(store, stamps=False) == _state(fresh, stamps=False)
+    finally:
+        fresh.close()
 
 
 ROW = {

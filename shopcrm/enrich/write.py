@@ -60,6 +60,7 @@ def _json(d: Dialect) -> str:
 
 
 def _history_columns(d: Dialect, m: MetricsRows, rows: Ints) -> dict[str, list[Any]]:
+    """The purchase history, which changes only when the group's orders do."""
     bought = m.orders_count[rows] > 0
     return {
         "orders_count": m.orders_count[rows].tolist(),
@@ -68,7 +69,6 @@ def _history_columns(d: Dialect, m: MetricsRows, rows: Ints) -> dict[str, list[A
         "total_spent": d.money(m.total_micros[rows]),
         "average_order_value": d.money(m.aov_micros[rows], bought),
         "mean_days_between_orders": _floats(m.mean_days_between[rows]),
-        "days_since_last_order": present_or_none(m.days_since_last[rows], bought),
         "top_products": present_or_none(np.array(m.top_products, dtype=object)[rows], bought),
     }
 
@@ -82,68 +82,102 @@ def _history_arrays(m: MetricsRows) -> list[Any]:
         m.total_micros,
         m.aov_micros,
         m.mean_days_between,
-        m.days_since_last,
         m.top_products,
     ]
+
+
+def _days_since(m: MetricsRows, rows: Ints) -> list[Any]:
+    return present_or_none(m.days_since_last[rows], m.orders_count[rows] > 0)
+
+
+@dataclass(frozen=True, slots=True)
+class _Values:
+    """What `_write_rows` writes, split in two: the purchase history, which changes only with
+    the orders, and the daily part (days since the last order, scores, model outputs), which
+    moves every day. A row whose history is unchanged gets only its daily part rewritten."""
+
+    history_prints: Ints  # digest of the history columns
+    prints: Ints  # digest of every column
+    history_of: Callable[[Ints], dict[str, list[Any]]]
+    daily_of: Callable[[Ints], dict[str, list[Any]]]
 
 
 def _write_rows(
     conn: Connection,
     table: str,
     keys: dict[str, list[Any]],
-    prints: Ints,
-    values_of: Callable[[Ints], dict[str, list[Any]]],
+    given: _Values,
     scope: str,
     scope_params: Sequence[Any] = (),
     insert_only: Mapping[str, Any] | None = None,
 ) -> int:
     """Make the rows of `table` selected by `scope` exactly these; returns how many changed.
 
-    A row is compared with the stored one by its fingerprint (a digest of its values): an
+    A row is compared with the stored one by its fingerprints (digests of its values): an
     unchanged row is left alone, a changed one updated in place (which keeps its position in
-    the table and its indexes: far cheaper than deleting and inserting it again), a new one
-    inserted, and a stored row no longer given deleted. Values are built only for the rows
-    written (`values_of(positions)`); `insert_only` columns (the scope's own, such as the shop)
-    are left out of updates, where even an unchanged value costs an index and foreign-key visit.
+    the table and its indexes: far cheaper than deleting and inserting it again), and only in
+    its daily columns when its history digest is unchanged (a day later, that is nearly every
+    row: binding half the values), a new one inserted, and a stored row no longer given
+    deleted. Values are built only for the rows written; `insert_only` columns (the scope's
+    own, such as the shop) are left out of updates, where even an unchanged value costs an
+    index and foreign-key visit.
     """
     insert_only = insert_only or {}
     d = dialect_of(conn)
     key_names = list(keys)
-    *stored_keys, stored_prints = fetch_columns(
+    *stored_keys, stored_prints, stored_history = fetch_columns(
         conn,
-        [*((k, _KEY_KINDS[k]) for k in key_names), ("COALESCE(fingerprint, 0)", "int")],
+        [
+            *((k, _KEY_KINDS[k]) for k in key_names),
+            ("COALESCE(fingerprint, 0)", "int"),
+            ("COALESCE(history_fingerprint, 0)", "int"),
+        ],
         scope,
         scope_params,
     )
     given_key, stored_key = _composite_keys(list(keys.values()), stored_keys)
     held = np.zeros(len(given_key), dtype=bool)
-    same = held
+    same = same_history = held
     if len(stored_key):
         order = np.argsort(stored_key)
         at = np.searchsorted(stored_key, given_key, sorter=order)
         found = order[np.minimum(at, len(order) - 1)]
         held = stored_key[found] == given_key
-        same = held & (stored_prints[found] == prints)
-    changed = np.flatnonzero(held & ~same)
-    added = np.flatnonzero(~held)
+        same = held & (stored_prints[found] == given.prints)
+        same_history = held & (stored_history[found] == given.history_prints)
     gone = np.flatnonzero(~np.isin(stored_key, given_key, assume_unique=True))
     execute_many(
         conn,
         f"DELETE FROM {table} WHERE {_key_match(d, key_names)}",  # noqa: S608
         list(zip(*(np.asarray(c)[gone].tolist() for c in stored_keys), strict=True)),
     )
-    for positions, update in ((changed, True), (added, False)):
+
+    def everything(rows: Ints) -> dict[str, list[Any]]:
+        return (
+            given.history_of(rows)
+            | given.daily_of(rows)
+            | {"history_fingerprint": given.history_prints[rows].tolist()}
+        )
+
+    daily = np.flatnonzero(same_history & ~same)
+    changed = np.flatnonzero(held & ~same_history)
+    added = np.flatnonzero(~held)
+    for positions, values_of, update in (
+        (daily, given.daily_of, True),
+        (changed, everything, True),
+        (added, everything, False),
+    ):
         # in batches: a row's bound values are Python objects, ~1 KB a row
         for start in range(0, len(positions), WRITE_BATCH_ROWS):
             batch = positions[start : start + WRITE_BATCH_ROWS]
-            values = values_of(batch) | {"fingerprint": prints[batch].tolist()}
+            values = values_of(batch) | {"fingerprint": given.prints[batch].tolist()}
             if not update:
                 values |= {name: [value] * len(batch) for name, value in insert_only.items()}
             picked = batch.tolist()
             key_values = [[column[i] for i in picked] for column in keys.values()]
             rows = list(zip(*values.values(), *key_values, strict=True))
             execute_many(conn, _row_statement(d, table, list(values), key_names, update), rows)
-    return len(changed) + len(added) + len(gone)
+    return len(daily) + len(changed) + len(added) + len(gone)
 
 
 WRITE_BATCH_ROWS = 50_000
@@ -188,15 +222,18 @@ def write_customer_metrics(
 ) -> int:
     """Make a shop's metrics rows exactly these; returns how many rows changed."""
     d = dialect_of(conn)
-    scores = [s.recency, s.frequency, s.monetary, s.segment, s.p_alive, s.expected_purchases]
-    prints = fingerprints([*_history_arrays(m), *scores, s.eov_micros, s.clv_micros])
+    history_prints = fingerprints(_history_arrays(m))
+    daily = [m.days_since_last, s.recency, s.frequency, s.monetary, s.segment, s.p_alive]
+    daily += [s.expected_purchases, s.eov_micros, s.clv_micros]
 
-    def values_of(rows: Ints) -> dict[str, list[Any]]:
+    def history_of(rows: Ints) -> dict[str, list[Any]]:
+        return {"currency": [m.currency[i] for i in rows.tolist()], **_history_columns(d, m, rows)}
+
+    def daily_of(rows: Ints) -> dict[str, list[Any]]:
         scored = s.recency[rows] > 0
         eov, value = s.eov_micros[rows], s.clv_micros[rows]
         return {
-            "currency": [m.currency[i] for i in rows.tolist()],
-            **_history_columns(d, m, rows),
+            "days_since_last_order": _days_since(m, rows),
             "recency_score": present_or_none(s.recency[rows], scored),
             "frequency_score": present_or_none(s.frequency[rows], scored),
             "monetary_score": present_or_none(s.monetary[rows], scored),
@@ -212,8 +249,12 @@ def write_customer_metrics(
         conn,
         "customer_metrics",
         {"customer_id": m.key.tolist()},
-        prints,
-        values_of,
+        _Values(
+            history_prints,
+            fingerprints(daily, history_prints),
+            history_of,
+            daily_of,
+        ),
         f"customer_metrics WHERE shop_id = {d.param()}",
         (shop_id,),
         insert_only={"shop_id": shop_id},
@@ -223,29 +264,38 @@ def write_customer_metrics(
 def write_person_metrics(conn: Connection, m: MetricsRows, computed_at: datetime) -> int:
     """Make the person metrics rows exactly these; returns how many rows changed."""
     d = dialect_of(conn)
+    history_prints = fingerprints(_history_arrays(m))
 
-    def values_of(rows: Ints) -> dict[str, list[Any]]:
-        return _history_columns(d, m, rows) | {"computed_at": [d.time(computed_at)] * len(rows)}
+    def daily_of(rows: Ints) -> dict[str, list[Any]]:
+        return {
+            "days_since_last_order": _days_since(m, rows),
+            "computed_at": [d.time(computed_at)] * len(rows),
+        }
 
     return _write_rows(
         conn,
         "person_metrics",
         {"person_id": m.key.tolist(), "currency": m.currency},
-        fingerprints(_history_arrays(m)),
-        values_of,
+        _Values(
+            history_prints,
+            fingerprints([m.days_since_last], history_prints),
+            lambda rows: _history_columns(d, m, rows),
+            daily_of,
+        ),
         "person_metrics WHERE true",
     )
 
 
-def fingerprints(columns: Sequence[Any]) -> Ints:
-    """A 64-bit digest of each row of these parallel columns, the same in every process.
+def fingerprints(columns: Sequence[Any], start: Ints | None = None) -> Ints:
+    """A 64-bit digest of each row of these parallel columns, the same in every process;
+    `start` (digests of earlier columns of the same rows) extends them by these.
 
     Numbers are digested by their bits, texts by their code points, then mixed column by
     column with the splitmix64 finaliser; two rows with different values get different
     fingerprints except with a negligible probability (one in billions per changed row).
     """
     n = len(columns[0])
-    digest = np.zeros(n, dtype=np.uint64)
+    digest = np.zeros(n, dtype=np.uint64) if start is None else start.view(np.uint64)
     for number, column in enumerate(columns):
         value = _column_digest(column) + np.uint64(number * _GOLDEN % 2**64)
         digest = _mix(digest ^ _mix(value))

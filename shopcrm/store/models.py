@@ -133,6 +133,9 @@ class CustomerMetrics(SQLModel, table=True):
     computed_at: datetime = _utc(nullable=False)
     # A digest of the row's values: a rerun that computes the same values leaves the row alone.
     fingerprint: int | None = Field(default=None, sa_type=BigInteger)
+    # A digest of the purchase history alone: when only the daily values moved, only they are
+    # rewritten.
+    history_fingerprint: int | None = Field(default=None, sa_type=BigInteger)
 
 
 class PersonMetrics(SQLModel, table=True):
@@ -153,6 +156,9 @@ class PersonMetrics(SQLModel, table=True):
     computed_at: datetime = _utc(nullable=False)
     # A digest of the row's values: a rerun that computes the same values leaves the row alone.
     fingerprint: int | None = Field(default=None, sa_type=BigInteger)
+    # A digest of the purchase history alone: when only the daily values moved, only they are
+    # rewritten.
+    history_fingerprint: int | None = Field(default=None, sa_type=BigInteger)
 
 
 class SegmentMembership(SQLModel, table=True):
