@@ -257,10 +257,9 @@ def test_identity_links_shops_and_guests(enriched):
     assert report.identity.persons == 3
 
 
-def test_person_history_per_currency(enriched):
-    store, _ = enriched
+def ann_history(store) -> dict[str, PersonMetrics]:
     with store.session() as s:
-        rows = {
+        return {
             (m.currency): m
             for m in s.execute(
                 select(PersonMetrics)
@@ -268,6 +267,11 @@ def test_person_history_per_currency(enriched):
                 .where(Person.email_normalised == "ann@example.com")
             ).scalars()
         }
+
+
+def test_person_history_per_currency(enriched):
+    store, _ = enriched
+    rows = ann_history(store)
     assert set(rows) == {"EUR", "USD"}  # never summed across currencies
     eur = rows["EUR"]
     assert (eur.orders_count, eur.total_spent) == (5, Decimal("255"))  # c1 x3, guest g1, shop b
@@ -483,6 +487,7 @@ def test_next_day_rewrites_only_the_daily_columns(store, databases, monkeypatch)
     are rewritten in their daily columns only, and end as a first run on that day leaves them."""
     load_fixture(store)
     run_enrich(store, CONFIG, as_of=AS_OF, now=NOW)
+    ann_days = {c: m.days_since_last_order for c, m in ann_history(store).items()}
     statements: list[tuple[str, list]] = []
     real = write.execute_many
 
@@ -502,7 +507,12 @@ def test_next_day_rewrites_only_the_daily_columns(store, databases, monkeypatch)
             rewritten[part] |= {platform_id[row[-1]] for row in rows}
     # o9 (2026-03-02 in Berlin) counts from the next day on: c2's history changed
     assert rewritten == {"daily": {"c1", "d1"}, "whole": {"c2"}}
-    assert any(sql.startswith("UPDATE person_metrics SET days_since") for sql, _ in statements)
+    # persons' days are moved by one statement in the database, not row by row
+    person_rows = [rows for sql, rows in statements if sql.startswith("UPDATE person_metrics")]
+    assert len(person_rows) == 1  # the whole rows of persons whose history changed: c2's
+    assert [row[-2] for row in person_rows[0]] == [persons(store)["c2"]]
+    moved = {c: m.days_since_last_order for c, m in ann_history(store).items()}
+    assert moved == {c: days + 1 for c, days in ann_days.items()}
     assert metrics(store)["c1"].days_since_last_order == 21
     fresh = open_store(databases.empty())
     try:

@@ -12,7 +12,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, date, datetime
 from typing import Any
 
@@ -38,7 +38,13 @@ from shopcrm.enrich.load import (
     load_shops,
     load_store,
 )
-from shopcrm.enrich.purchases import day_number, is_purchase, local_days, today_in
+from shopcrm.enrich.purchases import (
+    MICROS_PER_DAY,
+    day_number,
+    is_purchase,
+    local_days,
+    today_in,
+)
 from shopcrm.enrich.rules import Column, parse_rule
 from shopcrm.enrich.write import (
     MetricsRows,
@@ -183,6 +189,9 @@ def _person_metrics(snap: _Snapshot, as_of_day: int, timings: Timings) -> Metric
             as_of_day,
         )
         top = _top_labels(snap, group, len(keys))
+        # A person spans shops and timezones: their days since the last order are UTC days,
+        # which the store can recount by itself each day (write.refresh_person_days).
+        h = replace(h, days_since_last=as_of_day - h.last_us // MICROS_PER_DAY)
     return metrics_rows_for(
         keys // width, [o.currencies[c] for c in (keys % width).tolist()], h, top
     )
@@ -387,11 +396,12 @@ def run_enrich(
     selected = config.selected(shop_name)
     timings = Timings()
     identity, snap = _identity_and_snapshot(store, now, timings)
-    person_rows = _person_metrics(snap, day_number(as_of or now.date()), timings)
+    person_day = as_of or now.date()
+    person_rows = _person_metrics(snap, day_number(person_day), timings)
 
     def write_persons() -> None:
         with store.engine.begin() as conn, timings.stage("write_persons"):
-            write_person_metrics(conn, person_rows, now)
+            write_person_metrics(conn, person_rows, person_day, now)
 
     reports = []
     # The person metrics are written on a second thread while the shops are computed: SQLite
