@@ -8,10 +8,10 @@ copies it and runs `run_enrich` three times in a fresh process: "cold" (identity
 every person and link every customer and guest order; no metrics exist yet), "warm" (a rerun
 the same day over the same data: nothing to write) and "next_day" (as-of one day later: every
 buyer's recency, P(alive) and CLV change, so every metrics row is rewritten). The generator
-stores `email_normalised` beside each email, as the upserts do. Prints the median
-seconds per stage and the peak resident memory of the enrich process (ru_maxrss), and the
-same as JSON on the last line. CPU seconds are printed beside wall seconds because the
-machine may be shared.
+stores `email_normalised` beside each email and each order's `customer_id`, as the upserts
+do. Prints the median seconds per stage and the peak resident memory of the enrich process
+(ru_maxrss), and the same as JSON on the last line. CPU seconds are printed beside wall
+seconds because the machine may be shared.
 """
 
 from __future__ import annotations
@@ -103,6 +103,7 @@ def generate(path: Path, customers: int, orders: int, seed: int = 7) -> None:
     created = np.r_[created, guest_created]
     n = len(created)
     cust_pid: list[str | None] = [f"c{c}" for c in owner.tolist()] + [None] * guests
+    cust_id: list[int | None] = [c + 1 for c in owner.tolist()] + [None] * guests
     guest_email = [
         f"user{rng.integers(customers)}@example.com" if rng.random() < 0.3 else f"guest{j}@ex.com"
         for j in range(guests)
@@ -117,13 +118,14 @@ def generate(path: Path, customers: int, orders: int, seed: int = 7) -> None:
     created_s = _times(created)
     cancelled_s = [s if c else None for s, c in zip(created_s, cancelled.tolist(), strict=True)]
     conn.executemany(
-        "INSERT INTO orders (id, shop_id, platform_id, customer_platform_id, email, "
-        "email_normalised, created_at, updated_at, cancelled_at, currency, total, refunded, "
-        "financial_status, deleted) VALUES (?, 1, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0)",
+        "INSERT INTO orders (id, shop_id, platform_id, customer_platform_id, customer_id, "
+        "email, email_normalised, created_at, updated_at, cancelled_at, currency, total, "
+        "refunded, financial_status, deleted) VALUES (?, 1, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0)",
         zip(
             range(1, n + 1),
             (f"o{i}" for i in range(n)),
             cust_pid,
+            cust_id,
             order_email,
             map(normalise_email, order_email),
             created_s,

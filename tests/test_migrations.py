@@ -208,3 +208,63 @@ def test_0005_keeps_every_membership_both_ways(engine: Engine) -> None:
     assert memberships() == before
     downgrade(engine, "0004")
     assert memberships() == before
+
+
+def test_0007_links_stored_orders_to_their_customers(engine: Engine) -> None:
+    """0007 fills each order's `customer_id` from (shop, customer platform id); guests and
+    orders of customers not stored stay unlinked, and the link can be dropped again."""
+    upgrade(engine, "0006")
+    with engine.begin() as conn:
+        conn.execute(text("INSERT INTO shop (id, name, platform) VALUES (1, 's', 'csv')"))
+        conn.execute(text("INSERT INTO shop (id, name, platform) VALUES (2, 't', 'csv')"))
+        conn.execute(
+            text(
+                "INSERT INTO customer (id, shop_id, platform_id, updated_at, tags, deleted, "
+                "redacted) VALUES (:id, :shop, 'c1', '2026-01-01 00:00:00.000000', '[]', "
+                "false, false)"
+            ),
+            [{"id": 10, "shop": 1}, {"id": 20, "shop": 2}],
+        )
+        conn.execute(
+            text(
+                "INSERT INTO orders (id, shop_id, platform_id, customer_platform_id, created_at, "
+                "updated_at, currency, total, refunded, deleted) VALUES (:id, :shop, "
+                "'o' || :id, :customer, '2026-01-01 00:00:00.000000', "
+                "'2026-01-01 00:00:00.000000', 'EUR', 0, 0, false)"
+            ),
+            [
+                {"id": 1, "shop": 1, "customer": "c1"},
+                {"id": 2, "shop": 2, "customer": "c1"},  # the same platform id in another shop
+                {"id": 3, "shop": 1, "customer": None},  # a guest checkout
+                {"id": 4, "shop": 1, "customer": "c9"},  # a customer not stored
+            ],
+        )
+        conn.execute(
+            text(
+                "INSERT INTO order_line (order_id, position, quantity, unit_price) "
+                "VALUES (:order, 0, 1, 0)"
+            ),
+            [{"order": i} for i in (1, 2, 3, 4)],
+        )
+
+    def counts() -> tuple[int, int]:
+        with engine.connect() as conn:
+            return tuple(
+                conn.execute(text(f"SELECT COUNT(*) FROM {table}")).scalar_one()  # noqa: S608
+                for table in ("orders", "order_line")
+            )
+
+    upgrade(engine)
+    with engine.connect() as conn:
+        links = dict(conn.execute(text("SELECT id, customer_id FROM orders")).all())
+    assert links == {1: 10, 2: 20, 3: None, 4: None}
+    assert counts() == (4, 4)
+    # going back rebuilds `orders` on SQLite: its lines must not go with the old table
+    downgrade(engine, "0006")
+    assert counts() == (4, 4)
+    upgrade(engine)
+    with engine.begin() as conn:  # the reference is enforced after the upgrade
+        conn.execute(text("DELETE FROM customer WHERE id = 10"))
+        assert (
+            conn.execute(text("SELECT customer_id FROM orders WHERE id = 1")).scalar_one() is None
+        )

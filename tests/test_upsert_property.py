@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from sqlalchemy import text
 
 from shopcrm.connectors.base import CustomerRecord, OrderLineRecord, OrderRecord, Page
 from shopcrm.store.db import Store
@@ -181,6 +182,17 @@ def _check(store: Store, shop_id: int, model: Model) -> None:
                 stored = snap[stream].get(current.platform_id)
                 assert stored is not None, f"checkpoint {mark} ahead of {current.platform_id}"
                 assert stored[UPDATED_AT_INDEX[stream]] >= current.updated_at
+    # Each order points at the stored customer its platform id names, whichever came first.
+    with store.engine.connect() as conn:
+        links = conn.execute(
+            text(
+                "SELECT o.customer_id, c.id FROM orders AS o LEFT JOIN customer AS c "
+                "ON c.shop_id = o.shop_id AND c.platform_id = o.customer_platform_id "
+                "WHERE o.shop_id = :shop"
+            ),
+            {"shop": shop_id},
+        ).all()
+    assert all(linked == named for linked, named in links), "orders.customer_id"
 
 
 def _pass_pages(data: st.DataObject, model: Model, stream: str) -> tuple[list[Page[Any]], datetime]:
@@ -374,3 +386,29 @@ def test_shops_are_kept_apart(store: Store) -> None:
     assert snap_a["orders"] == {}
     assert len(snap_b["orders"]["o1"][-1]) == 2
     assert (c_a, o_a, c_b) == (at(1), None, at(2))
+
+
+def _customer_links(store: Store) -> dict[str, str | None]:
+    """Order platform id -> platform id of the customer its `customer_id` points at."""
+    with store.engine.connect() as conn:
+        rows = conn.execute(
+            text(
+                "SELECT o.platform_id, c.platform_id FROM orders AS o "
+                "LEFT JOIN customer AS c ON c.id = o.customer_id"
+            )
+        ).all()
+    return dict(rows)
+
+
+def test_orders_point_at_their_customer_whichever_is_stored_first(store: Store) -> None:
+    shop_id = _shop(store)
+    _write(store, shop_id, CUSTOMERS, Page([customer("c2", 1)], at(1)), None)
+    early = [order("o1", 1, customer_platform_id="c1"), order("o2", 1), order("o3", 1)]
+    early[2] = replace(early[2], customer_platform_id="c2")
+    _write(store, shop_id, ORDERS, Page(early, at(1)), None)
+    assert _customer_links(store) == {"o1": None, "o2": None, "o3": "c2"}
+    _write(store, shop_id, CUSTOMERS, Page([customer("c1", 2)], at(2)), None)  # arrives late
+    assert _customer_links(store) == {"o1": "c1", "o2": None, "o3": "c2"}
+    moved = replace(order("o3", 3), customer_platform_id="c9")  # now names one not stored
+    _write(store, shop_id, ORDERS, Page([moved], at(3)), None)
+    assert _customer_links(store) == {"o1": "c1", "o2": None, "o3": None}

@@ -116,10 +116,7 @@ def link_guest_orders(conn: Connection, order_ids: Ints, now: datetime) -> dict[
     )
     # CROSS JOIN makes SQLite walk the few chosen ids and look orders up, not the other way
     chosen = "FROM relink_orders AS r CROSS JOIN orders AS o WHERE o.id = r.id"
-    has_customer = (
-        "EXISTS (SELECT 1 FROM customer AS c "
-        "WHERE c.shop_id = o.shop_id AND c.platform_id = o.customer_platform_id)"
-    )
+    has_customer = "o.customer_id IS NOT NULL"
     _insert_persons(
         conn,
         f"SELECT o.email_normalised AS e {chosen} AND NOT {has_customer}",

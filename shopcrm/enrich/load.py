@@ -90,8 +90,7 @@ def _orders_query(d: Dialect) -> ColumnQuery:
             (f"{d.micros('o.total')} - {d.micros('o.refunded')}", "int"),
             ("o.currency", "text"),
         ],
-        "orders AS o LEFT JOIN customer AS c ON c.shop_id = o.shop_id "
-        "AND c.platform_id = o.customer_platform_id WHERE NOT o.deleted",
+        "orders AS o LEFT JOIN customer AS c ON c.id = o.customer_id WHERE NOT o.deleted",
         table="orders",
         key="o.id",
     )
@@ -130,8 +129,8 @@ def load_store(engine: Engine, parts: int = 4) -> tuple[Customers, Orders, Lines
     """All customers and orders not deleted, and the orders' lines, read in `parts` id ranges
     on parallel connections (`fetch_columns_split`).
 
-    An order's customer is resolved by (shop, platform id); an order of a customer deleted
-    upstream is no customer's purchase any more, but still its person's.
+    An order's customer is the one the upserts linked it to (`orders.customer_id`); an order
+    of a customer deleted upstream is no customer's purchase any more, but still its person's.
     """
     queries = [_LINES_QUERY, _CUSTOMERS_QUERY, _orders_query(Dialect(engine.dialect.name))]
     with closing(fetch_columns_split(engine, queries, parts)) as results:

@@ -76,6 +76,11 @@ class Order(SQLModel, table=True):
     shop_id: int = Field(foreign_key="shop.id", index=True)
     platform_id: str = Field(max_length=64)
     customer_platform_id: str | None = Field(default=None, max_length=64)
+    # The stored customer of that platform id, kept by the upserts (store/upsert.py): None for a
+    # guest checkout or while the customer is not stored yet.
+    customer_id: int | None = Field(
+        default=None, foreign_key="customer.id", index=True, ondelete="SET NULL"
+    )
     email: str | None = Field(default=None, max_length=320)
     email_normalised: str | None = Field(default=None, max_length=320, index=True)
     number: str | None = Field(default=None, max_length=64)

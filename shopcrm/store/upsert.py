@@ -92,7 +92,30 @@ def upsert_customers(
         for r in unique
     ]
     _upsert(session, _customer_t, rows, returning=False)
+    # orders stored before their customer (a first sync that read orders first, a customer
+    # created after its first checkout) now point at it
+    session.execute(
+        _order_t.update()
+        .where(
+            _order_t.c.shop_id == shop_id,
+            _order_t.c.customer_platform_id.in_([r.platform_id for r in unique]),
+            _order_t.c.customer_id.is_(None),
+        )
+        .values(customer_id=_customer_of(_order_t))
+    )
     return len(unique)
+
+
+def _customer_of(orders: Table) -> Any:
+    """The id of the stored customer an order row names (None when not stored)."""
+    return (
+        select(_customer_t.c.id)
+        .where(
+            _customer_t.c.shop_id == orders.c.shop_id,
+            _customer_t.c.platform_id == orders.c.customer_platform_id,
+        )
+        .scalar_subquery()
+    )
 
 
 def upsert_orders(
@@ -128,6 +151,11 @@ def upsert_orders(
         for order_id, platform_id in _upsert(session, _order_t, rows, returning=True)
     }
     if written:
+        session.execute(
+            _order_t.update()
+            .where(_order_t.c.id.in_(list(written.values())))
+            .values(customer_id=_customer_of(_order_t))
+        )
         session.execute(delete(_line_t).where(_line_t.c.order_id.in_(list(written.values()))))
         lines = [
             {
