@@ -49,6 +49,7 @@ from shopcrm.enrich.rules import Column, parse_rule
 from shopcrm.enrich.write import (
     MetricsRows,
     ScoreRows,
+    customer_rows,
     metrics_rows_for,
     sync_memberships,
     write_customer_metrics,
@@ -342,11 +343,13 @@ def _enrich_shop(
         rules = [(rule.name, parse_rule(rule.rule)) for rule in config.segment_rules(cfg)]
         masks.update(segments.user_defined(rules, cols))
     with timings.stage("write"):
-        rows = metrics_rows_for(customer_ids, [currency] * n, h, top)
-        scores = ScoreRows(r, f, m, seg, p_alive, expected, eov, value)
+        rows = customer_rows(
+            metrics_rows_for(customer_ids, [currency] * n, h, top),
+            ScoreRows(r, f, m, seg, p_alive, expected, eov, value),
+        )
         before_write()
         with store.engine.begin() as conn:
-            write_customer_metrics(conn, shop.id, rows, scores, now)
+            write_customer_metrics(conn, shop.id, rows, now)
             changes = sync_memberships(conn, shop.id, customer_ids, masks, as_of)
     return ShopReport(
         shop=shop.name,

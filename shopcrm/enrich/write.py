@@ -217,14 +217,30 @@ def _composite_keys(given: list[list[Any]], stored: list[Any]) -> tuple[Ints, In
 _KEY_KINDS = {"customer_id": "int", "person_id": "int", "currency": "text"}
 
 
-def write_customer_metrics(
-    conn: Connection, shop_id: int, m: MetricsRows, s: ScoreRows, computed_at: datetime
-) -> int:
-    """Make a shop's metrics rows exactly these; returns how many rows changed."""
-    d = dialect_of(conn)
+@dataclass(frozen=True, slots=True)
+class CustomerRows:
+    """A shop's customer metrics with their digests, computed before the write transaction
+    (`customer_rows`) so that they overlap the person writer instead of following it."""
+
+    metrics: MetricsRows
+    scores: ScoreRows
+    history_prints: Ints
+    prints: Ints
+
+
+def customer_rows(m: MetricsRows, s: ScoreRows) -> CustomerRows:
     history_prints = fingerprints(_history_arrays(m))
     daily = [m.days_since_last, s.recency, s.frequency, s.monetary, s.segment, s.p_alive]
     daily += [s.expected_purchases, s.eov_micros, s.clv_micros]
+    return CustomerRows(m, s, history_prints, fingerprints(daily, history_prints))
+
+
+def write_customer_metrics(
+    conn: Connection, shop_id: int, rows: CustomerRows, computed_at: datetime
+) -> int:
+    """Make a shop's metrics rows exactly these; returns how many rows changed."""
+    d = dialect_of(conn)
+    m, s = rows.metrics, rows.scores
 
     def history_of(rows: Ints) -> dict[str, list[Any]]:
         return {"currency": [m.currency[i] for i in rows.tolist()], **_history_columns(d, m, rows)}
@@ -249,12 +265,7 @@ def write_customer_metrics(
         conn,
         "customer_metrics",
         {"customer_id": m.key.tolist()},
-        _Values(
-            history_prints,
-            fingerprints(daily, history_prints),
-            history_of,
-            daily_of,
-        ),
+        _Values(rows.history_prints, rows.prints, history_of, daily_of),
         f"customer_metrics WHERE shop_id = {d.param()}",
         (shop_id,),
         insert_only={"shop_id": shop_id},
@@ -328,12 +339,15 @@ def _mix(h: NDArray[np.uint64]) -> NDArray[np.uint64]:
 
 
 def _column_digest(column: Any) -> NDArray[np.uint64]:
-    values = np.asarray(column)
-    if values.dtype.kind in "iub":
-        return values.astype(np.int64).view(np.uint64)
-    if values.dtype.kind == "f":
-        return np.where(np.isnan(values), np.nan, values).view(np.uint64)  # one NaN bit pattern
-    texts = values.tolist()
+    if isinstance(column, list):
+        texts = column  # a list is of texts (a numpy array of them would be built for nothing)
+    else:
+        values = np.asarray(column)
+        if values.dtype.kind in "iub":
+            return values.astype(np.int64).view(np.uint64)
+        if values.dtype.kind == "f":
+            return np.where(np.isnan(values), np.nan, values).view(np.uint64)  # one NaN pattern
+        texts = values.tolist()
     distinct = list(set(texts))
     if len(distinct) * 8 > len(texts):
         return _text_digests(texts)
