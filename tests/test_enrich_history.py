@@ -26,7 +26,7 @@ from sqlalchemy import select, text
 from shopcrm.config import parse_config
 from shopcrm.connectors.base import CustomerRecord, OrderLineRecord, OrderRecord
 from shopcrm.enrich import run_enrich, write
-from shopcrm.enrich.codes import distinct_codes
+from shopcrm.enrich.codes import distinct_codes, find
 from shopcrm.enrich.rfm import SEGMENTS, quintile_scores, segment_names
 from shopcrm.enrich.write import fingerprints
 from shopcrm.store.db import open_store
@@ -877,3 +877,14 @@ def test_distinct_codes_and_quintiles_by_counting_match_sorting(high):
     assert quintile_scores(values).tolist() == quintile_scores(values.astype(float)).tolist()
     empty = distinct_codes(np.zeros(0, dtype=np.int64))
     assert (len(empty[0]), len(empty[1])) == (0, 0)
+
+
+def test_find_locates_values_among_unordered_keys():
+    keys = np.array([40, 10, 30, 20])
+    at, found = find(keys, np.array([30, 5, 20, 99, 40]))
+    assert found.tolist() == [True, False, True, False, True]
+    assert keys[at[found]].tolist() == [30, 20, 40]
+    assert at.min() >= 0  # absent values get a usable index too
+    assert at.max() < len(keys)
+    at, found = find(np.zeros(0, dtype=np.int64), np.array([1, 2]))
+    assert found.tolist() == [False, False]

@@ -1,4 +1,5 @@
-"""Distinct values of integer arrays and each element's rank among them, by counting.
+"""Distinct values of integer arrays and each element's rank among them, by counting; and
+where values are in an array of unique keys.
 
 `np.unique(..., return_inverse=True)` sorts; ids, day counts and order counts span a range not
 much wider than the array, where counting occurrences is several times faster.
@@ -32,3 +33,16 @@ def distinct_codes(values: NDArray[np.generic]) -> tuple[NDArray[np.generic], ND
     present = np.bincount(offset, minlength=span) > 0
     rank = np.cumsum(present) - 1
     return np.flatnonzero(present) + low, rank[offset]
+
+
+def find(keys: Ints, wanted: Ints) -> tuple[Ints, NDArray[np.bool_]]:
+    """Where each wanted value is in `keys` (unique, in any order), and whether it is there.
+
+    The position of an absent value is some valid index of `keys` (0 when `keys` is empty), so
+    `np.where(found, column[at], default)` works for any column parallel to a non-empty `keys`.
+    """
+    if len(keys) == 0:
+        return np.zeros(len(wanted), dtype=np.int64), np.zeros(len(wanted), dtype=bool)
+    sorter = np.argsort(keys, kind="stable")
+    at = sorter[np.minimum(np.searchsorted(keys, wanted, sorter=sorter), len(keys) - 1)]
+    return at, keys[at] == wanted

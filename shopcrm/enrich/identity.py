@@ -67,6 +67,10 @@ def link_customers(conn: Connection, now: datetime) -> int:
         "FROM customer AS c LEFT JOIN person AS p ON p.id = c.person_id "
         f"WHERE (p.id IS NULL OR {d.distinct('p.email_normalised', 'c.email_normalised')})"
     )
+    # Person keys are unique, so a customer whose person carries its key is linked right:
+    # when none is wrong (every rerun after the first), there is nothing to write.
+    if not _count(conn, f"SELECT COUNT(*) {wrong}"):
+        return 0
     _insert_persons(conn, f"SELECT c.email_normalised AS e {wrong}", now)
     changed = conn.exec_driver_sql(
         "UPDATE customer SET person_id = p.id FROM person AS p "  # noqa: S608

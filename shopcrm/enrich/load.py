@@ -9,6 +9,7 @@ import numpy as np
 from numpy.typing import NDArray
 from sqlalchemy import Connection, Engine
 
+from shopcrm.enrich.codes import find
 from shopcrm.enrich.dbio import ColumnQuery, Dialect, fetch, fetch_columns_split
 from shopcrm.enrich.identity import GUEST_PERSON
 from shopcrm.enrich.purchases import VOID_STATUSES
@@ -75,7 +76,7 @@ def _orders_query(d: Dialect) -> ColumnQuery:
     flags = (
         f"(CASE WHEN o.cancelled_at IS NULL THEN 0 ELSE {CANCELLED} END"
         f" + CASE WHEN {d.caseless('o.financial_status')} IN ({void}) THEN {VOID} ELSE 0 END"
-        " + CASE WHEN (CASE WHEN c.id IS NULL AND o.email_normalised IS NOT NULL"
+        " + CASE WHEN (CASE WHEN o.customer_id IS NULL AND o.email_normalised IS NOT NULL"
         f" THEN {d.distinct('o.person_id', f'COALESCE({GUEST_PERSON}, 0)')}"
         f" ELSE o.person_id IS NOT NULL END) THEN {RELINK} ELSE 0 END)"
     )
@@ -83,14 +84,14 @@ def _orders_query(d: Dialect) -> ColumnQuery:
         [
             ("o.id", "int"),
             ("o.shop_id", "int"),
-            ("CASE WHEN c.deleted THEN -1 ELSE COALESCE(c.id, -1) END", "int"),
-            ("COALESCE(CASE WHEN c.id IS NULL THEN o.person_id ELSE c.person_id END, -1)", "int"),
+            ("COALESCE(o.customer_id, -1)", "int"),
+            ("COALESCE(o.person_id, -1)", "int"),
             ("o.created_at", "time"),
             (flags, "int"),
             (f"{d.micros('o.total')} - {d.micros('o.refunded')}", "int"),
             ("o.currency", "text"),
         ],
-        "orders AS o LEFT JOIN customer AS c ON c.id = o.customer_id WHERE NOT o.deleted",
+        "orders AS o WHERE NOT o.deleted",
         table="orders",
         key="o.id",
     )
@@ -109,7 +110,15 @@ _LINES_QUERY = ColumnQuery(
 
 
 _CUSTOMERS_QUERY = ColumnQuery(
-    [("id", "int"), ("shop_id", "int")], "customer WHERE NOT deleted", table="customer", key="id"
+    [
+        ("id", "int"),
+        ("shop_id", "int"),
+        ("COALESCE(person_id, -1)", "int"),
+        ("CASE WHEN deleted THEN 1 ELSE 0 END", "int"),
+    ],
+    "customer WHERE true",
+    table="customer",
+    key="id",
 )
 
 
@@ -136,22 +145,45 @@ def load_store(engine: Engine, parts: int = 4) -> tuple[Customers, Orders, Lines
     with closing(fetch_columns_split(engine, queries, parts)) as results:
         line_order, quantity, names = next(results)
         product, labels = _codes(names)  # while the orders are still being read
-        customers = Customers(*next(results))
-        orders = _orders(*next(results))
+        people = _People(*next(results))
+        orders = _orders(people, *next(results))
+    customers = Customers(people.customer_id[~people.deleted], people.shop_id[~people.deleted])
     return customers, orders, _lines(orders, line_order, quantity, product, labels)
 
 
+@dataclass(frozen=True, slots=True)
+class _People:
+    """Every stored customer, deleted upstream or not, with its person (-1: none)."""
+
+    customer_id: Ints
+    shop_id: Ints
+    person_id: Ints
+    deleted_flag: Ints
+
+    @property
+    def deleted(self) -> NDArray[np.bool_]:
+        return self.deleted_flag > 0
+
+
 def _orders(
+    people: _People,
     order_id: Ints,
     shop_id: Ints,
-    customer_id: Ints,
-    person_id: Ints,
+    stored_customer: Ints,
+    own_person: Ints,
     created: Ints,
     flag: Ints,
     net: Ints,
     currency: list[str],
 ) -> Orders:
+    """Orders with their customer (-1 for a guest checkout or a customer deleted upstream) and
+    person (the customer's, else the order's own link)."""
     codes, currencies = _codes(currency)
+    customer_id, person_id = np.full(len(order_id), -1, dtype=np.int64), own_person
+    at, known = find(people.customer_id, stored_customer)
+    if known.any():
+        customer_id = np.where(known & ~people.deleted[at], stored_customer, -1)
+        person_id = np.where(known, people.person_id[at], own_person)
     return Orders(
         order_id=order_id,
         shop_id=shop_id,
@@ -175,12 +207,7 @@ def _lines(
     Titles are what people recognise in "products bought most"; variants sharing a title are
     one product there.
     """
-    sorter = np.argsort(orders.order_id, kind="stable")
-    if len(sorter) == 0:
-        empty = np.zeros(0, dtype=np.int64)
-        return Lines(empty, empty, empty, [])
-    pos = np.minimum(np.searchsorted(orders.order_id, order_ids, sorter=sorter), len(sorter) - 1)
-    index = sorter[pos]
+    index, known = find(orders.order_id, order_ids)
     unnamed = labels.index("") if "" in labels else -1
-    known = (orders.order_id[index] == order_ids) & (product != unnamed)
+    known &= product != unnamed
     return Lines(index[known], product[known], quantity[known], labels)

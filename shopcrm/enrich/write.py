@@ -16,6 +16,7 @@ import numpy as np
 from numpy.typing import NDArray
 from sqlalchemy import Connection
 
+from shopcrm.enrich.codes import find
 from shopcrm.enrich.dbio import Dialect, dialect_of, execute_many, fetch_columns, present_or_none
 
 Ints = NDArray[np.int64]
@@ -139,10 +140,7 @@ def _write_rows(
     held = np.zeros(len(given_key), dtype=bool)
     same = same_history = held
     if len(stored_key):
-        order = np.argsort(stored_key)
-        at = np.searchsorted(stored_key, given_key, sorter=order)
-        found = order[np.minimum(at, len(order) - 1)]
-        held = stored_key[found] == given_key
+        found, held = find(stored_key, given_key)
         same = held & (stored_prints[found] == given.prints)
         same_history = held & (stored_history[found] == given.history_prints)
     gone = np.flatnonzero(~np.isin(stored_key, given_key, assume_unique=True))
