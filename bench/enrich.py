@@ -7,7 +7,10 @@ emails, cancellations, refunds, a second currency, 1-3 lines per order), then fo
 copies it and runs `run_enrich` three times in a fresh process: "cold" (identity must create
 every person and link every customer and guest order; no metrics exist yet), "warm" (a rerun
 the same day over the same data: nothing to write) and "next_day" (as-of one day later: every
-buyer's recency, P(alive) and CLV change, so every metrics row is rewritten). The generator
+buyer's days since, recency, P(alive) and CLV change, so every buyer's daily values are
+rewritten); then "next_day_fresh" in a second process (as-of a day later again: the daily
+cron run, which starts without the page caches a previous run leaves in its process). The
+generator
 stores `email_normalised` beside each email and each order's `customer_id`, as the upserts
 do. Prints the median seconds per stage and the peak resident memory of the enrich process
 (ru_maxrss), and the same as JSON on the last line. CPU seconds are printed beside wall
@@ -33,8 +36,10 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 AS_OF = date(2026, 11, 1)
-# first enrichment after the import, a rerun the same day, the next day's run
+# first enrichment after the import, a rerun the same day, the next day's run: one process
 RUNS = {"cold": AS_OF, "warm": AS_OF, "next_day": AS_OF + timedelta(days=1)}
+# the day after, in a process of its own, as cron starts it (no warm caches of a previous run)
+FRESH_RUNS = {"next_day_fresh": AS_OF + timedelta(days=2)}
 DAY_US = 86_400_000_000
 YEARS = 3
 
@@ -157,8 +162,8 @@ def generate(path: Path, customers: int, orders: int, seed: int = 7) -> None:
     conn.close()
 
 
-def run_once(path: Path) -> dict[str, object]:
-    """The RUNS of enrich over the store at `path`, one after the other, in this process."""
+def run_once(path: Path, runs: dict[str, date]) -> dict[str, object]:
+    """These runs of enrich over the store at `path`, one after the other, in this process."""
     from shopcrm.config import parse_config
     from shopcrm.enrich import run_enrich
     from shopcrm.store.db import open_store
@@ -174,7 +179,7 @@ def run_once(path: Path) -> dict[str, object]:
     )
     store = open_store(f"sqlite:///{path}")
     out: dict[str, object] = {}
-    for label, day in RUNS.items():
+    for label, day in runs.items():
         started = time.perf_counter()
         cpu = time.process_time()
         now = datetime.combine(day, datetime.min.time(), UTC) + timedelta(hours=23)
@@ -208,10 +213,11 @@ def main() -> None:
         "--db", type=Path, help="Keep the generated store here and reuse it when it exists."
     )
     parser.add_argument("--run", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--fresh", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--generate", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.run:
-        print(json.dumps(run_once(args.run)))
+        print(json.dumps(run_once(args.run, FRESH_RUNS if args.fresh else RUNS)))
         return
     if args.generate:
         generate(args.generate, args.customers, args.orders)
@@ -243,13 +249,20 @@ def main() -> None:
         for i in range(args.repeats):
             copy = Path(tmp) / f"run{i}.db"
             shutil.copyfile(base, copy)
-            result = subprocess.run(
-                [sys.executable, __file__, "--run", str(copy)],
-                check=True,
-                capture_output=True,
-                text=True,
-            )
-            runs.append(json.loads(result.stdout.strip().splitlines()[-1]))
+            outputs = [
+                json.loads(
+                    subprocess.run(
+                        [sys.executable, __file__, "--run", str(copy), *flags],
+                        check=True,
+                        capture_output=True,
+                        text=True,
+                    ).stdout.splitlines()[-1]
+                )
+                for flags in ([], ["--fresh"])
+            ]
+            merged = outputs[0] | outputs[1]
+            merged["peak_rss_mb"] = max(o["peak_rss_mb"] for o in outputs)
+            runs.append(merged)
             print(f"run {i + 1}: {json.dumps(runs[-1])}", flush=True)
             copy.unlink()
     summary: dict[str, object] = {
@@ -257,7 +270,7 @@ def main() -> None:
         "orders": args.orders,
         "repeats": args.repeats,
     }
-    for label in RUNS:
+    for label in [*RUNS, *FRESH_RUNS]:
         stages = {
             s: statistics.median(r[label]["stages"][s] for r in runs)
             for s in runs[0][label]["stages"]
