@@ -886,5 +886,9 @@ def test_find_locates_values_among_unordered_keys():
     assert keys[at[found]].tolist() == [30, 20, 40]
     assert at.min() >= 0  # absent values get a usable index too
     assert at.max() < len(keys)
+    at, found = find(np.array([10, 20, 30]), np.array([20, 25, 5, 30, 99]))  # sorted keys
+    assert found.tolist() == [True, False, False, True, False]
+    assert at[found].tolist() == [1, 2]
+    assert at.max() < 3
     at, found = find(np.zeros(0, dtype=np.int64), np.array([1, 2]))
     assert found.tolist() == [False, False]

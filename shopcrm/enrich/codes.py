@@ -43,6 +43,9 @@ def find(keys: Ints, wanted: Ints) -> tuple[Ints, NDArray[np.bool_]]:
     """
     if len(keys) == 0:
         return np.zeros(len(wanted), dtype=np.int64), np.zeros(len(wanted), dtype=bool)
-    sorter = np.argsort(keys, kind="stable")
-    at = sorter[np.minimum(np.searchsorted(keys, wanted, sorter=sorter), len(keys) - 1)]
+    if np.all(keys[1:] > keys[:-1]):  # ids read in id ranges come sorted: no indirection
+        at = np.minimum(np.searchsorted(keys, wanted), len(keys) - 1)
+    else:
+        sorter = np.argsort(keys, kind="stable")
+        at = sorter[np.minimum(np.searchsorted(keys, wanted, sorter=sorter), len(keys) - 1)]
     return at, keys[at] == wanted
