@@ -27,6 +27,7 @@ from shopcrm.config import parse_config
 from shopcrm.connectors.base import CustomerRecord, OrderLineRecord, OrderRecord
 from shopcrm.enrich import run_enrich, write
 from shopcrm.enrich.codes import distinct_codes, find
+from shopcrm.enrich.load import load_lines, load_store
 from shopcrm.enrich.rfm import SEGMENTS, quintile_scores, segment_names
 from shopcrm.enrich.write import fingerprints
 from shopcrm.store.db import open_store
@@ -892,3 +893,49 @@ def test_find_locates_values_among_unordered_keys():
     assert at.max() < 3
     at, found = find(np.zeros(0, dtype=np.int64), np.array([1, 2]))
     assert found.tolist() == [False, False]
+
+
+def test_new_lines_of_an_order_refresh_its_top_products(enriched):
+    """An order rewritten with other lines but the same total and date changes no history
+    figure; its new version still makes its customer's and person's top products current."""
+    store, _ = enriched
+    assert metrics(store)["c1"].top_products == ["Mug", "Tea"]
+    later = SYNCED + timedelta(days=1)
+    exchanged = OrderRecord(
+        "o2",
+        utc(2026, 1, 10, 15),
+        later,
+        total=Decimal(50),
+        currency="EUR",
+        customer_platform_id="c1",
+        lines=(line("Cake", 5),),
+    )
+    with store.session() as s:
+        upsert_orders(s, ensure_shop(s, "a", "csv", now=later), [exchanged], later)
+    run_enrich(store, CONFIG, as_of=AS_OF, now=NOW + timedelta(hours=1))
+    assert metrics(store)["c1"].top_products == ["Cake", "Mug"]
+    assert ann_history(store)["EUR"].top_products == ["Cake", "Mug"]
+    assert metrics(store)["d1"].top_products == []  # b1 has no lines; its row was not rewritten
+
+
+def test_lines_of_some_orders_read_by_id_match_the_full_read(store):
+    load_fixture(store)
+    _, orders, _ = load_store(store.engine)
+    with store.session() as s:
+        o1 = s.execute(select(Order.id).where(Order.platform_id == "o1")).scalar_one()
+    one = orders.order_id == o1
+    assert 4 * np.count_nonzero(one) < len(orders)  # few orders: read by id
+    few = load_lines(store.engine, orders, one)
+    every = load_lines(store.engine, orders, np.ones(len(orders), dtype=bool))
+
+    def titled(lines) -> list[tuple[int, str, int]]:
+        return sorted(
+            (int(orders.order_id[i]), lines.labels[p], int(q))
+            for i, p, q in zip(lines.order_index, lines.product, lines.quantity, strict=True)
+        )
+
+    assert titled(few) == [(o1, "Mug", 2)]
+    assert titled(few) == [row for row in titled(every) if row[0] == o1]
+    assert len(titled(every)) == 3  # o1, o2 and o3 have lines
+    _, _, beside = load_store(store.engine, every_line=True)  # a first run reads them all at once
+    assert titled(load_lines(store.engine, orders, one, beside)) == titled(few)

@@ -10,7 +10,14 @@ from numpy.typing import NDArray
 from sqlalchemy import Connection, Engine
 
 from shopcrm.enrich.codes import find
-from shopcrm.enrich.dbio import ColumnQuery, Dialect, fetch, fetch_columns_split
+from shopcrm.enrich.dbio import (
+    ColumnQuery,
+    Dialect,
+    dialect_of,
+    fetch,
+    fetch_columns,
+    fetch_columns_split,
+)
 from shopcrm.enrich.identity import GUEST_PERSON
 from shopcrm.enrich.purchases import VOID_STATUSES
 
@@ -38,6 +45,7 @@ class Orders:
     person_id: Ints  # through its customer, else its own link (guest checkout)
     relink: NDArray[np.bool_]  # its own person link is missing or wrong (identity.py rules)
     created_us: Ints
+    version_us: Ints  # when the order and its lines were last written (lines change only then)
     cancelled: NDArray[np.bool_]
     void_status: NDArray[np.bool_]
     currency: Ints  # index into `currencies`
@@ -56,6 +64,11 @@ class Lines:
     product: Ints
     quantity: Ints
     labels: list[str]  # product code -> product name
+
+
+def metrics_stored(conn: Connection) -> bool:
+    """Whether any enrichment has written metrics yet (else every order's lines are needed)."""
+    return bool(fetch(conn, "SELECT EXISTS (SELECT 1 FROM person_metrics)")[0][0])
 
 
 def load_shops(conn: Connection) -> list[ShopInfo]:
@@ -87,6 +100,7 @@ def _orders_query(d: Dialect) -> ColumnQuery:
             ("COALESCE(o.customer_id, -1)", "int"),
             ("COALESCE(o.person_id, -1)", "int"),
             ("o.created_at", "time"),
+            ("COALESCE(o.synced_at, o.updated_at)", "time"),
             (flags, "int"),
             (f"{d.micros('o.total')} - {d.micros('o.refunded')}", "int"),
             ("o.currency", "text"),
@@ -134,24 +148,73 @@ class Customers:
         return np.sort(self.customer_id[self.shop_id == shop_id])
 
 
-def load_store(engine: Engine, parts: int = 4) -> tuple[Customers, Orders, Lines]:
-    """All customers and orders not deleted, and the orders' lines, read in `parts` id ranges
-    on parallel connections (`fetch_columns_split`).
+@dataclass(frozen=True, slots=True)
+class LineColumns:
+    """Order lines as read: the order id, the quantity and a product code."""
+
+    order_id: Ints
+    quantity: Ints
+    product: Ints
+    labels: list[str]  # product code -> product name
+
+
+def load_store(
+    engine: Engine, parts: int = 4, *, every_line: bool = False
+) -> tuple[Customers, Orders, LineColumns | None]:
+    """All customers and orders not deleted, read in `parts` id ranges on parallel connections
+    (`fetch_columns_split`), and every order line when asked (a first run needs them all, and
+    they are read beside the orders); else `load_lines` reads the lines of the orders that
+    need them.
 
     An order's customer is the one the upserts linked it to (`orders.customer_id`); an order
     of a customer deleted upstream is no customer's purchase any more, but still its person's.
     """
-    # Lines first, so their titles are coded while the orders are read (SQLite reads them
-    # without the GIL; the small customer read comes last, not starved by the coding).
-    queries = [_LINES_QUERY, _orders_query(Dialect(engine.dialect.name)), _CUSTOMERS_QUERY]
-    with closing(fetch_columns_split(engine, queries, parts)) as results:
-        line_order, quantity, names = next(results)
-        product, labels = _codes(names)
+    queries = [_orders_query(Dialect(engine.dialect.name)), _CUSTOMERS_QUERY]
+    lines = None
+    with closing(
+        fetch_columns_split(engine, [_LINES_QUERY, *queries] if every_line else queries, parts)
+    ) as results:
+        if every_line:
+            lines = _line_columns(*next(results))  # coded while the orders are read
         order_columns = next(results)
         people = _People(*next(results))
     orders = _orders(people, *order_columns)
     customers = Customers(people.customer_id[~people.deleted], people.shop_id[~people.deleted])
-    return customers, orders, _lines(orders, line_order, quantity, product, labels)
+    return customers, orders, lines
+
+
+def load_lines(
+    engine: Engine,
+    orders: Orders,
+    wanted: NDArray[np.bool_],
+    read: LineColumns | None = None,
+    parts: int = 4,
+) -> Lines:
+    """The lines of the `wanted` orders, from those `read` already, else read now: every line
+    in id ranges on parallel connections when most orders are wanted, else only theirs."""
+    ids = orders.order_id[wanted]
+    if read is None and len(ids) == 0:
+        read = _line_columns(np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64), [])
+    elif read is None and len(ids) * 4 > len(orders):
+        with closing(fetch_columns_split(engine, [_LINES_QUERY], parts)) as results:
+            read = _line_columns(*next(results))
+    elif read is None:
+        with engine.connect() as conn:
+            d = dialect_of(conn)
+            read = _line_columns(
+                *fetch_columns(
+                    conn,
+                    _LINES_QUERY.exprs,
+                    f"order_line WHERE order_id IN (SELECT value FROM {d.each_int()})",  # noqa: S608
+                    (d.array(ids.tolist()),),
+                )
+            )
+    return _lines(orders, wanted, read)
+
+
+def _line_columns(order_id: Ints, quantity: Ints, names: list[str]) -> LineColumns:
+    product, labels = _codes(names)
+    return LineColumns(order_id, quantity, product, labels)
 
 
 @dataclass(frozen=True, slots=True)
@@ -175,6 +238,7 @@ def _orders(
     stored_customer: Ints,
     own_person: Ints,
     created: Ints,
+    version: Ints,
     flag: Ints,
     net: Ints,
     currency: list[str],
@@ -194,6 +258,7 @@ def _orders(
         person_id=person_id,
         relink=(flag & RELINK) > 0,
         created_us=created,
+        version_us=version,
         cancelled=(flag & CANCELLED) > 0,
         void_status=(flag & VOID) > 0,
         currency=codes,
@@ -202,15 +267,15 @@ def _orders(
     )
 
 
-def _lines(
-    orders: Orders, order_ids: Ints, quantity: Ints, product: Ints, labels: list[str]
-) -> Lines:
-    """Lines of the loaded orders; a product is known by its title, else SKU, else product id.
+def _lines(orders: Orders, wanted: NDArray[np.bool_], read: LineColumns) -> Lines:
+    """Lines of the wanted orders; a product is known by its title, else SKU, else product id.
 
     Titles are what people recognise in "products bought most"; variants sharing a title are
     one product there.
     """
-    index, known = find(orders.order_id, order_ids)
+    index, known = find(orders.order_id, read.order_id)
+    product, quantity, labels = read.product, read.quantity, read.labels
     unnamed = labels.index("") if "" in labels else -1
     known &= product != unnamed
+    known[known] = wanted[index[known]]
     return Lines(index[known], product[known], quantity[known], labels)

@@ -23,6 +23,7 @@ from shopcrm.config import AppConfig, ShopConfig
 from shopcrm.enrich import clv, history, rfm, segments
 from shopcrm.enrich.codes import distinct_codes
 from shopcrm.enrich.dbio import executor_for
+from shopcrm.enrich.history import History
 from shopcrm.enrich.identity import (
     IdentityReport,
     count_persons,
@@ -32,11 +33,14 @@ from shopcrm.enrich.identity import (
 )
 from shopcrm.enrich.load import (
     Customers,
+    LineColumns,
     Lines,
     Orders,
     ShopInfo,
+    load_lines,
     load_shops,
     load_store,
+    metrics_stored,
 )
 from shopcrm.enrich.purchases import (
     MICROS_PER_DAY,
@@ -51,7 +55,10 @@ from shopcrm.enrich.write import (
     ScoreRows,
     customer_rows,
     metrics_rows_for,
+    order_set_digests,
+    stale_histories,
     sync_memberships,
+    with_top_products,
     write_customer_metrics,
     write_person_metrics,
 )
@@ -112,19 +119,20 @@ class _Snapshot:
     shops: dict[str, ShopInfo]
     customers: Customers
     orders: Orders
-    lines: Lines
     local_day: Ints
+    lines: LineColumns | None  # every order line, read beside the orders on a first run
 
 
 def _snapshot(store: Store) -> _Snapshot:
     with store.engine.connect() as conn:
         shops = {s.name: s for s in load_shops(conn)}
-    customers, orders, lines = load_store(store.engine)
+        first = not metrics_stored(conn)
+    customers, orders, lines = load_store(store.engine, every_line=first)
     day = np.zeros(len(orders), dtype=np.int64)
     for shop in shops.values():
         mask = orders.shop_id == shop.id
         day[mask] = local_days(orders.created_us[mask], shop.timezone)
-    return _Snapshot(shops, customers, orders, lines, day)
+    return _Snapshot(shops, customers, orders, day, lines)
 
 
 def _identity_and_snapshot(
@@ -149,13 +157,23 @@ def _identity_and_snapshot(
     return IdentityReport(relinked + len(where), after - before + deleted, deleted, after), snap
 
 
-def _top_labels(snap: _Snapshot, order_group: Ints, n_groups: int) -> list[str]:
-    """Top products per group as JSON text, from the lines of the groups' orders."""
-    lines = snap.lines
-    line_group = order_group[lines.order_index] if len(lines.order_index) else np.zeros(0, np.int64)
-    return list(
-        history.top_products_json(line_group, lines.product, lines.quantity, lines.labels, n_groups)
+@dataclass(frozen=True, slots=True)
+class _Groups:
+    """Purchase histories of groups of orders (persons by currency, or a shop's customers)."""
+
+    group: Ints  # per order: its group, -1 for none
+    rows: MetricsRows  # without top products yet
+
+
+def _with_top_products(lines: Lines, groups: _Groups, stale: NDArray[np.bool_]) -> MetricsRows:
+    """The groups' rows with the top products of those whose history changed (`stale`): only
+    their orders' lines were read, and only their rows are written whole."""
+    line_group = groups.group[lines.order_index] if len(lines.order_index) else lines.order_index
+    texts = history.top_products_json(
+        line_group, lines.product, lines.quantity, lines.labels, len(stale)
     )
+    tops = [text if needed else None for text, needed in zip(texts, stale.tolist(), strict=True)]
+    return with_top_products(groups.rows, tops)
 
 
 def _shop_currency(snap: _Snapshot, shop: ShopInfo, cfg: ShopConfig) -> str | None:
@@ -172,7 +190,7 @@ def _shop_currency(snap: _Snapshot, shop: ShopInfo, cfg: ShopConfig) -> str | No
     return snap.orders.currencies[code]
 
 
-def _person_metrics(snap: _Snapshot, as_of_day: int, timings: Timings) -> MetricsRows:
+def _person_groups(snap: _Snapshot, as_of_day: int, timings: Timings) -> _Groups:
     o = snap.orders
     with timings.stage("history"):
         counted = is_purchase(o.cancelled, o.void_status, o.net_micros, snap.local_day, as_of_day)
@@ -189,13 +207,16 @@ def _person_metrics(snap: _Snapshot, as_of_day: int, timings: Timings) -> Metric
             len(keys),
             as_of_day,
         )
-        top = _top_labels(snap, group, len(keys))
         # A person spans shops and timezones: their days since the last order are UTC days,
         # which the store can recount by itself each day (write.refresh_person_days).
         h = replace(h, days_since_last=as_of_day - h.last_us // MICROS_PER_DAY)
-    return metrics_rows_for(
-        keys // width, [o.currencies[c] for c in (keys % width).tolist()], h, top
-    )
+        rows = metrics_rows_for(
+            keys // width,
+            [o.currencies[c] for c in (keys % width).tolist()],
+            h,
+            order_set_digests(group, o.order_id, o.version_us, len(keys)),
+        )
+    return _Groups(group, rows)
 
 
 @dataclass(frozen=True, slots=True)
@@ -243,19 +264,20 @@ def _money_micros(values: NDArray[np.float64]) -> Ints:
     return (np.rint(values * 100).astype(np.int64)) * 10_000
 
 
-def _enrich_shop(
-    store: Store,
-    config: AppConfig,
-    cfg: ShopConfig,
-    shop: ShopInfo,
-    snap: _Snapshot,
-    as_of: date,
-    now: datetime,
-    timings: Timings,
-    before_write: Callable[[], object],
-) -> ShopReport:
-    """One shop's metrics, scores, model and segments, computed outside any transaction and
-    written in one, after `before_write` returns (the person metrics writer's turn)."""
+@dataclass(frozen=True, slots=True)
+class _ShopHistory:
+    cfg: ShopConfig
+    shop: ShopInfo
+    as_of: date
+    currency: str | None
+    data: _ShopData
+    history: History
+    groups: _Groups
+
+
+def _shop_history(
+    snap: _Snapshot, cfg: ShopConfig, shop: ShopInfo, as_of: date, timings: Timings
+) -> _ShopHistory:
     o = snap.orders
     with timings.stage("load"):
         customer_ids = snap.customers.of_shop(shop.id)
@@ -272,7 +294,64 @@ def _enrich_shop(
             n,
             data.as_of_day,
         )
-        top = _top_labels(snap, data.group, n)
+        digests = order_set_digests(data.group, o.order_id, o.version_us, n)
+        rows = metrics_rows_for(customer_ids, [currency] * n, h, digests)
+    return _ShopHistory(cfg, shop, as_of, currency, data, h, _Groups(data.group, rows))
+
+
+def _stale_and_lines(
+    store: Store, snap: _Snapshot, persons: _Groups, shops: list[_ShopHistory]
+) -> tuple[list[NDArray[np.bool_]], Lines]:
+    """Which groups' histories changed since they were stored (persons first, then each shop),
+    and the lines of their orders: a rerun reads the lines of changed customers only."""
+    with store.engine.connect() as conn:
+        stale = [
+            stale_histories(
+                conn,
+                "person_metrics",
+                {"person_id": persons.rows.key.tolist(), "currency": persons.rows.currency},
+                persons.rows.history_prints,
+            )
+        ]
+        stale += [
+            stale_histories(
+                conn,
+                "customer_metrics",
+                {"customer_id": sh.groups.rows.key.tolist()},
+                sh.groups.rows.history_prints,
+                (sh.shop.id,),
+            )
+            for sh in shops
+        ]
+    wanted = np.zeros(len(snap.orders), dtype=bool)
+    for groups, changed in zip([persons, *(sh.groups for sh in shops)], stale, strict=True):
+        mine = groups.group >= 0
+        wanted[mine] |= changed[groups.group[mine]]
+    return stale, load_lines(store.engine, snap.orders, wanted, snap.lines)
+
+
+def _enrich_shop(
+    store: Store,
+    config: AppConfig,
+    snap: _Snapshot,
+    sh: _ShopHistory,
+    rows: MetricsRows,
+    now: datetime,
+    timings: Timings,
+    before_write: Callable[[], object],
+) -> ShopReport:
+    """One shop's scores, model and segments, computed outside any transaction and written
+    in one, after `before_write` returns (the person metrics writer's turn)."""
+    cfg, shop, as_of, currency, data, h = (
+        sh.cfg,
+        sh.shop,
+        sh.as_of,
+        sh.currency,
+        sh.data,
+        sh.history,
+    )
+    customer_ids = data.customer_ids
+    n = len(customer_ids)
     buyers = np.flatnonzero(h.buyers)
     with timings.stage("rfm"):
         r = np.zeros(n, dtype=np.int64)
@@ -343,13 +422,10 @@ def _enrich_shop(
         rules = [(rule.name, parse_rule(rule.rule)) for rule in config.segment_rules(cfg)]
         masks.update(segments.user_defined(rules, cols))
     with timings.stage("write"):
-        rows = customer_rows(
-            metrics_rows_for(customer_ids, [currency] * n, h, top),
-            ScoreRows(r, f, m, seg, p_alive, expected, eov, value),
-        )
+        digested = customer_rows(rows, ScoreRows(r, f, m, seg, p_alive, expected, eov, value))
         before_write()
         with store.engine.begin() as conn:
-            write_customer_metrics(conn, shop.id, rows, now)
+            write_customer_metrics(conn, shop.id, digested, now)
             changes = sync_memberships(conn, shop.id, customer_ids, masks, as_of)
     return ShopReport(
         shop=shop.name,
@@ -400,7 +476,22 @@ def run_enrich(
     timings = Timings()
     identity, snap = _identity_and_snapshot(store, now, timings)
     person_day = as_of or now.date()
-    person_rows = _person_metrics(snap, day_number(person_day), timings)
+    persons = _person_groups(snap, day_number(person_day), timings)
+    shops = []
+    for cfg in selected:
+        shop = snap.shops.get(cfg.name)
+        if shop is None:
+            if shop_name is not None:
+                raise UsageError(
+                    f"shop {cfg.name!r} has no data in the store yet: run a sync first"
+                )
+            continue
+        shop_as_of = as_of or today_in(shop.timezone, now)
+        shops.append(_shop_history(snap, cfg, shop, shop_as_of, timings))
+    with timings.stage("load"):
+        stale, lines = _stale_and_lines(store, snap, persons, shops)
+    with timings.stage("history"):
+        person_rows = _with_top_products(lines, persons, stale[0])
 
     def write_persons() -> None:
         with store.engine.begin() as conn, timings.stage("write_persons"):
@@ -412,27 +503,11 @@ def run_enrich(
     # values does not; BENCHMARKS.md measures what the overlap gains).
     with executor_for(store.engine, 1) as writer:
         persons_written = writer.submit(write_persons)
-        for cfg in selected:
-            shop = snap.shops.get(cfg.name)
-            if shop is None:
-                if shop_name is not None:
-                    raise UsageError(
-                        f"shop {cfg.name!r} has no data in the store yet: run a sync first"
-                    )
-                continue
-            shop_as_of = as_of or today_in(shop.timezone, now)
+        for sh, changed in zip(shops, stale[1:], strict=True):
+            with timings.stage("history"):
+                rows = _with_top_products(lines, sh.groups, changed)
             reports.append(
-                _enrich_shop(
-                    store,
-                    config,
-                    cfg,
-                    shop,
-                    snap,
-                    shop_as_of,
-                    now,
-                    timings,
-                    persons_written.result,
-                )
+                _enrich_shop(store, config, snap, sh, rows, now, timings, persons_written.result)
             )
         persons_written.result()
     return EnrichReport(identity, len(person_rows.key), reports, dict(timings.seconds))

@@ -8,7 +8,7 @@ diffed, so a customer who stays in a segment keeps the date it joined (`since`).
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, datetime
 from typing import Any
 
@@ -18,6 +18,7 @@ from sqlalchemy import Connection
 
 from shopcrm.enrich.codes import find
 from shopcrm.enrich.dbio import Dialect, dialect_of, execute_many, fetch_columns, present_or_none
+from shopcrm.errors import StoreError
 
 Ints = NDArray[np.int64]
 
@@ -35,7 +36,10 @@ class MetricsRows:
     last_us: Ints
     mean_days_between: NDArray[np.float64]
     days_since_last: Ints
-    top_products: list[str]  # JSON text (written only for groups with purchases)
+    # Digest of the history columns and of the versions of the orders behind them: unchanged,
+    # the history is (top products included, so those need not be computed: None below).
+    history_prints: Ints
+    top_products: list[str | None]  # JSON text (written only for groups with purchases)
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,21 +74,16 @@ def _history_columns(d: Dialect, m: MetricsRows, rows: Ints) -> dict[str, list[A
         "total_spent": d.money(m.total_micros[rows]),
         "average_order_value": d.money(m.aov_micros[rows], bought),
         "mean_days_between_orders": _floats(m.mean_days_between[rows]),
-        "top_products": present_or_none(np.array(m.top_products, dtype=object)[rows], bought),
+        "top_products": present_or_none(_top_products(m, rows, bought), bought),
     }
 
 
-def _history_arrays(m: MetricsRows) -> list[Any]:
-    return [
-        m.currency,
-        m.orders_count,
-        m.first_us,
-        m.last_us,
-        m.total_micros,
-        m.aov_micros,
-        m.mean_days_between,
-        m.top_products,
-    ]
+def _top_products(m: MetricsRows, rows: Ints, bought: NDArray[np.bool_]) -> NDArray[np.object_]:
+    tops = np.array(m.top_products, dtype=object)[rows]
+    if any(top is None for top in tops[bought].tolist()):
+        # computed only where the stored history differed when the lines were read
+        raise StoreError("the store changed while it was being enriched: run enrich again")
+    return tops
 
 
 def _days_since(m: MetricsRows, rows: Ints) -> list[Any]:
@@ -103,16 +102,72 @@ class _Values:
     daily_of: Callable[[Ints], dict[str, list[Any]]]
 
 
+@dataclass(frozen=True, slots=True)
+class _Stored:
+    """The stored rows of a scope, matched to the given rows by key."""
+
+    keys: list[Any]  # the stored key columns
+    key: Ints  # one composite key per stored row
+    given_key: Ints  # the same for the given rows
+    found: Ints  # per given row: its stored row's position (valid only where `held`)
+    held: NDArray[np.bool_]  # per given row: a stored row exists
+    prints: Ints  # per stored row
+    history_prints: Ints  # per stored row
+
+
+def _stored(
+    conn: Connection, keys: dict[str, list[Any]], scope: str, scope_params: Sequence[Any]
+) -> _Stored:
+    *stored_keys, prints, history_prints = fetch_columns(
+        conn,
+        [
+            *((k, _KEY_KINDS[k]) for k in keys),
+            ("COALESCE(fingerprint, 0)", "int"),
+            ("COALESCE(history_fingerprint, 0)", "int"),
+        ],
+        scope,
+        scope_params,
+    )
+    given_key, stored_key = _composite_keys(list(keys.values()), stored_keys)
+    found, held = find(stored_key, given_key)
+    return _Stored(stored_keys, stored_key, given_key, found, held, prints, history_prints)
+
+
+def stale_histories(
+    conn: Connection,
+    table: str,
+    keys: dict[str, list[Any]],
+    history_prints: Ints,
+    scope_params: Sequence[Any] = (),
+) -> NDArray[np.bool_]:
+    """Which of these rows' purchase histories differ from the stored ones (or are not stored):
+    only theirs need their orders' lines, for the top products."""
+    stored = _stored(conn, keys, _SCOPES[table](dialect_of(conn)), scope_params)
+    return ~_same(stored, stored.history_prints, history_prints)
+
+
+def _same(stored: _Stored, stored_prints: Ints, prints: Ints) -> NDArray[np.bool_]:
+    if not len(stored.key):
+        return np.zeros(len(prints), dtype=bool)
+    return stored.held & (stored_prints[stored.found] == prints)
+
+
+_SCOPES: dict[str, Callable[[Dialect], str]] = {
+    "customer_metrics": lambda d: f"customer_metrics WHERE shop_id = {d.param()}",
+    "person_metrics": lambda d: "person_metrics WHERE true",
+}
+
+
 def _write_rows(
     conn: Connection,
     table: str,
     keys: dict[str, list[Any]],
     given: _Values,
-    scope: str,
     scope_params: Sequence[Any] = (),
     insert_only: Mapping[str, Any] | None = None,
 ) -> int:
-    """Make the rows of `table` selected by `scope` exactly these; returns how many changed.
+    """Make the rows of `table` in its scope (`_SCOPES`) exactly these; returns how many
+    changed.
 
     A row is compared with the stored one by its fingerprints (digests of its values): an
     unchanged row is left alone, a changed one updated in place (which keeps its position in
@@ -126,28 +181,15 @@ def _write_rows(
     insert_only = insert_only or {}
     d = dialect_of(conn)
     key_names = list(keys)
-    *stored_keys, stored_prints, stored_history = fetch_columns(
-        conn,
-        [
-            *((k, _KEY_KINDS[k]) for k in key_names),
-            ("COALESCE(fingerprint, 0)", "int"),
-            ("COALESCE(history_fingerprint, 0)", "int"),
-        ],
-        scope,
-        scope_params,
-    )
-    given_key, stored_key = _composite_keys(list(keys.values()), stored_keys)
-    held = np.zeros(len(given_key), dtype=bool)
-    same = same_history = held
-    if len(stored_key):
-        found, held = find(stored_key, given_key)
-        same = held & (stored_prints[found] == given.prints)
-        same_history = held & (stored_history[found] == given.history_prints)
-    gone = np.flatnonzero(~np.isin(stored_key, given_key, assume_unique=True))
+    stored = _stored(conn, keys, _SCOPES[table](d), scope_params)
+    held = stored.held
+    same = _same(stored, stored.prints, given.prints)
+    same_history = _same(stored, stored.history_prints, given.history_prints)
+    gone = np.flatnonzero(~np.isin(stored.key, stored.given_key, assume_unique=True))
     execute_many(
         conn,
         f"DELETE FROM {table} WHERE {_key_match(d, key_names)}",  # noqa: S608
-        list(zip(*(np.asarray(c)[gone].tolist() for c in stored_keys), strict=True)),
+        list(zip(*(np.asarray(c)[gone].tolist() for c in stored.keys), strict=True)),
     )
 
     def everything(rows: Ints) -> dict[str, list[Any]]:
@@ -227,10 +269,9 @@ class CustomerRows:
 
 
 def customer_rows(m: MetricsRows, s: ScoreRows) -> CustomerRows:
-    history_prints = fingerprints(_history_arrays(m))
     daily = [m.days_since_last, s.recency, s.frequency, s.monetary, s.segment, s.p_alive]
     daily += [s.expected_purchases, s.eov_micros, s.clv_micros]
-    return CustomerRows(m, s, history_prints, fingerprints(daily, history_prints))
+    return CustomerRows(m, s, m.history_prints, fingerprints(daily, m.history_prints))
 
 
 def write_customer_metrics(
@@ -264,7 +305,6 @@ def write_customer_metrics(
         "customer_metrics",
         {"customer_id": m.key.tolist()},
         _Values(rows.history_prints, rows.prints, history_of, daily_of),
-        f"customer_metrics WHERE shop_id = {d.param()}",
         (shop_id,),
         insert_only={"shop_id": shop_id},
     )
@@ -279,7 +319,7 @@ def write_person_metrics(
     one set-wide statement instead of row by row: a day later, every buyer's value moves.
     """
     d = dialect_of(conn)
-    prints = fingerprints(_history_arrays(m))
+    prints = m.history_prints
 
     def history_of(rows: Ints) -> dict[str, list[Any]]:
         return _history_columns(d, m, rows) | {"days_since_last_order": _days_since(m, rows)}
@@ -292,7 +332,6 @@ def write_person_metrics(
         "person_metrics",
         {"person_id": m.key.tolist(), "currency": m.currency},
         _Values(prints, prints, history_of, stamp),  # no daily digest: the days are below
-        "person_metrics WHERE true",
     )
     return changed + _refresh_person_days(conn, as_of, computed_at)
 
@@ -438,12 +477,26 @@ def sync_memberships(
 
 
 def metrics_rows_for(
-    key: Ints, currency: Sequence[str | None], history: Any, top: list[str]
+    key: Ints, currency: Sequence[str | None], history: Any, orders_digest: Ints
 ) -> MetricsRows:
-    """MetricsRows from a `History` of the same groups."""
+    """MetricsRows from a `History` of the same groups and the digests of their orders
+    (`order_set_digests`); top products are added by `with_top_products` where needed."""
+    currencies = list(currency)
+    history_prints = fingerprints(
+        [
+            currencies,
+            history.orders_count,
+            history.first_us,
+            history.last_us,
+            history.total_micros,
+            history.aov_micros,
+            history.mean_days_between,
+        ],
+        orders_digest,
+    )
     return MetricsRows(
         key=key,
-        currency=list(currency),
+        currency=currencies,
         orders_count=history.orders_count,
         total_micros=history.total_micros,
         aov_micros=history.aov_micros,
@@ -451,5 +504,22 @@ def metrics_rows_for(
         last_us=history.last_us,
         mean_days_between=history.mean_days_between,
         days_since_last=history.days_since_last,
-        top_products=top,
+        history_prints=history_prints,
+        top_products=[None] * len(key),
     )
+
+
+def with_top_products(m: MetricsRows, top: list[str | None]) -> MetricsRows:
+    return replace(m, top_products=top)
+
+
+def order_set_digests(group: Ints, order_id: Ints, version_us: Ints, n_groups: int) -> Ints:
+    """Per group 0..n_groups-1, a digest of which orders it counts and when each was last
+    written (with its lines); orders with a group below 0 are left out."""
+    mine = group >= 0
+    each = _mix(
+        _mix(order_id[mine].astype(np.uint64)) ^ version_us[mine].astype(np.int64).view(np.uint64)
+    )
+    digest = np.zeros(n_groups, dtype=np.uint64)
+    np.add.at(digest, group[mine], each)  # a sum: the same in any order of the orders
+    return digest.view(np.int64)
