@@ -1,9 +1,11 @@
 """`run_enrich`: identity, purchase history, RFM, CLV and segments for the store's shops.
 
 Order of work: identity first (global, its own transaction), then one snapshot read of every
-order, then person metrics (global), then each selected shop in its own transaction (metrics
-and memberships together). Every metric is recomputed from each customer's full history, so a
-rerun with the same data and as-of date writes the same rows (idempotent).
+order, the histories of persons and of each selected shop's customers, the order lines of the
+groups whose histories changed (top products), then person metrics (global) and each selected
+shop in its own transaction (metrics and memberships together). Every metric is recomputed
+from each customer's full history, so a rerun with the same data and as-of date writes the
+same rows (idempotent).
 """
 
 from __future__ import annotations
@@ -342,14 +344,8 @@ def _enrich_shop(
 ) -> ShopReport:
     """One shop's scores, model and segments, computed outside any transaction and written
     in one, after `before_write` returns (the person metrics writer's turn)."""
-    cfg, shop, as_of, currency, data, h = (
-        sh.cfg,
-        sh.shop,
-        sh.as_of,
-        sh.currency,
-        sh.data,
-        sh.history,
-    )
+    cfg, shop, as_of, currency = sh.cfg, sh.shop, sh.as_of, sh.currency
+    data, h = sh.data, sh.history
     customer_ids = data.customer_ids
     n = len(customer_ids)
     buyers = np.flatnonzero(h.buyers)

@@ -264,14 +264,13 @@ class CustomerRows:
 
     metrics: MetricsRows
     scores: ScoreRows
-    history_prints: Ints
-    prints: Ints
+    prints: Ints  # digest of every column (the history's is metrics.history_prints)
 
 
 def customer_rows(m: MetricsRows, s: ScoreRows) -> CustomerRows:
     daily = [m.days_since_last, s.recency, s.frequency, s.monetary, s.segment, s.p_alive]
     daily += [s.expected_purchases, s.eov_micros, s.clv_micros]
-    return CustomerRows(m, s, m.history_prints, fingerprints(daily, m.history_prints))
+    return CustomerRows(m, s, fingerprints(daily, m.history_prints))
 
 
 def write_customer_metrics(
@@ -304,7 +303,7 @@ def write_customer_metrics(
         conn,
         "customer_metrics",
         {"customer_id": m.key.tolist()},
-        _Values(rows.history_prints, rows.prints, history_of, daily_of),
+        _Values(m.history_prints, rows.prints, history_of, daily_of),
         (shop_id,),
         insert_only={"shop_id": shop_id},
     )
