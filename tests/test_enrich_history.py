@@ -25,11 +25,12 @@ from sqlalchemy import select, text
 
 from shopcrm.config import parse_config
 from shopcrm.connectors.base import CustomerRecord, OrderLineRecord, OrderRecord
-from shopcrm.enrich import run_enrich, write
+from shopcrm.enrich import pipeline, run_enrich, write
 from shopcrm.enrich.codes import distinct_codes, find
 from shopcrm.enrich.load import load_lines, load_store
 from shopcrm.enrich.rfm import SEGMENTS, quintile_scores, segment_names
 from shopcrm.enrich.write import fingerprints
+from shopcrm.errors import StoreError
 from shopcrm.store.db import open_store
 from shopcrm.store.emails import normalise_email
 from shopcrm.store.models import (
@@ -939,3 +940,25 @@ def test_lines_of_some_orders_read_by_id_match_the_full_read(store):
     assert len(titled(every)) == 3  # o1, o2 and o3 have lines
     _, _, beside = load_store(store.engine, every_line=True)  # a first run reads them all at once
     assert titled(load_lines(store.engine, orders, one, beside)) == titled(few)
+
+
+def test_a_history_changed_behind_the_lines_read_is_refused_not_written_blank(
+    enriched, monkeypatch
+):
+    """Top products are computed for the histories found changed before the lines are read;
+    if a row turns out changed at write time (another enrichment wrote meanwhile), the run
+    stops with a clear error instead of writing a row without its top products."""
+    store, _ = enriched
+    before = metrics(store)
+    with store.session() as s:
+        a = ensure_shop(s, "a", "csv", now=SYNCED)
+        upsert_orders(s, a, [order("o13", utc(2026, 2, 27), "9", customer_platform_id="c2")], NOW)
+    monkeypatch.setattr(
+        pipeline,
+        "stale_histories",
+        lambda conn, table, keys, prints, *a: np.zeros(len(prints), bool),
+    )
+    with pytest.raises(StoreError, match="changed while it was being enriched"):
+        run_enrich(store, CONFIG, as_of=AS_OF, now=NOW + timedelta(hours=1))
+    assert metrics(store)["c2"].top_products == before["c2"].top_products
+    assert metrics(store)["c2"].orders_count == before["c2"].orders_count  # rolled back
