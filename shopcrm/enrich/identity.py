@@ -19,15 +19,16 @@ rerun over unchanged data only reads.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
-from sqlalchemy import Connection, bindparam, text
+from sqlalchemy import Connection, text
 
-from shopcrm.enrich.dbio import dialect_of, execute_many, fetch
-from shopcrm.store.types import UTCDateTime
+from shopcrm.enrich.dbio import dialect_of, fetch
 
 Ints = NDArray[np.int64]
 
@@ -47,15 +48,17 @@ def _count(conn: Connection, sql: str) -> int:
     return int(conn.execute(text(sql)).scalar_one())
 
 
-def _insert_persons(conn: Connection, emails_sql: str, now: datetime) -> None:
-    """Create a person for every email `emails_sql` selects (as `e`) that has none yet."""
-    conn.execute(
-        text(
-            "INSERT INTO person (email_normalised, created_at) "  # noqa: S608 - fixed fragments
-            f"SELECT DISTINCT e, :now FROM ({emails_sql}) AS emails "
-            "WHERE e IS NOT NULL ON CONFLICT (email_normalised) DO NOTHING"
-        ).bindparams(bindparam("now", type_=UTCDateTime)),
-        {"now": now},
+def _insert_persons(
+    conn: Connection, emails_sql: str, now: datetime, params: Sequence[Any] = ()
+) -> None:
+    """Create a person for every email `emails_sql` selects (as `e`, binding `params`) that
+    has none yet."""
+    d = dialect_of(conn)
+    conn.exec_driver_sql(
+        "INSERT INTO person (email_normalised, created_at) "  # noqa: S608 - fixed fragments
+        f"SELECT DISTINCT e, {d.param()} FROM ({emails_sql}) AS emails "
+        "WHERE e IS NOT NULL ON CONFLICT (email_normalised) DO NOTHING",
+        (d.time(now), *params),
     )
 
 
@@ -108,33 +111,21 @@ def link_guest_orders(conn: Connection, order_ids: Ints, now: datetime) -> dict[
     if len(order_ids) == 0:
         return {}
     d = dialect_of(conn)
-    conn.exec_driver_sql(
-        "CREATE TEMP TABLE IF NOT EXISTS relink_orders (id BIGINT PRIMARY KEY)"
-        + ("" if d.sqlite else " ON COMMIT DROP")
-    )
-    conn.exec_driver_sql("DELETE FROM relink_orders")
-    execute_many(
-        conn,
-        f"INSERT INTO relink_orders (id) VALUES ({d.param()})",  # noqa: S608
-        [(i,) for i in order_ids.tolist()],
-    )
-    # CROSS JOIN makes SQLite walk the few chosen ids and look orders up, not the other way
-    chosen = "FROM relink_orders AS r CROSS JOIN orders AS o WHERE o.id = r.id"
+    given = (d.array(order_ids.tolist()),)  # one bound array, expanded by the database
+    # CROSS JOIN makes SQLite walk the given ids and look orders up, not the other way
+    chosen = f"FROM {d.each_int()} CROSS JOIN orders AS o WHERE o.id = value"
     has_customer = "o.customer_id IS NOT NULL"
     _insert_persons(
-        conn,
-        f"SELECT o.email_normalised AS e {chosen} AND NOT {has_customer}",
-        now,
+        conn, f"SELECT o.email_normalised AS e {chosen} AND NOT {has_customer}", now, given
     )
     conn.exec_driver_sql(
         f"UPDATE orders AS o SET person_id = CASE WHEN {has_customer} THEN NULL "  # noqa: S608
-        f"ELSE {GUEST_PERSON} END WHERE o.id IN (SELECT id FROM relink_orders)"
+        f"ELSE {GUEST_PERSON} END WHERE o.id IN (SELECT value FROM {d.each_int()})",
+        given,
     )
     rows = fetch(
-        conn,
-        f"SELECT o.id, COALESCE(o.person_id, -1) {chosen} AND NOT {has_customer}",
+        conn, f"SELECT o.id, COALESCE(o.person_id, -1) {chosen} AND NOT {has_customer}", given
     )
-    conn.exec_driver_sql("DELETE FROM relink_orders")
     return dict(rows)
 
 
