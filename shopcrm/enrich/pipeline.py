@@ -271,8 +271,7 @@ class _ShopHistory:
     cfg: ShopConfig
     shop: ShopInfo
     as_of: date
-    currency: str | None
-    data: _ShopData
+    data: _ShopData  # with the shop's currency
     history: History
     groups: _Groups
 
@@ -298,7 +297,7 @@ def _shop_history(
         )
         digests = order_set_digests(data.group, o.order_id, o.version_us, n)
         rows = metrics_rows_for(customer_ids, [currency] * n, h, digests)
-    return _ShopHistory(cfg, shop, as_of, currency, data, h, _Groups(data.group, rows))
+    return _ShopHistory(cfg, shop, as_of, data, h, _Groups(data.group, rows))
 
 
 def _stale_and_lines(
@@ -344,8 +343,8 @@ def _enrich_shop(
 ) -> ShopReport:
     """One shop's scores, model and segments, computed outside any transaction and written
     in one, after `before_write` returns (the person metrics writer's turn)."""
-    cfg, shop, as_of, currency = sh.cfg, sh.shop, sh.as_of, sh.currency
-    data, h = sh.data, sh.history
+    cfg, shop, as_of, data, h = sh.cfg, sh.shop, sh.as_of, sh.data, sh.history
+    currency = data.currency
     customer_ids = data.customer_ids
     n = len(customer_ids)
     buyers = np.flatnonzero(h.buyers)

@@ -29,6 +29,16 @@ _order_t: Table = Order.__table__  # type: ignore[assignment]
 _line_t: Table = OrderLine.__table__  # type: ignore[assignment]
 _state_t: Table = SyncState.__table__  # type: ignore[assignment]
 
+# The id of the stored customer an order row names (None while it is not stored).
+_CUSTOMER_OF = (
+    select(_customer_t.c.id)
+    .where(
+        _customer_t.c.shop_id == _order_t.c.shop_id,
+        _customer_t.c.platform_id == _order_t.c.customer_platform_id,
+    )
+    .scalar_subquery()
+)
+
 T = TypeVar("T", CustomerRecord, OrderRecord)
 
 
@@ -101,21 +111,9 @@ def upsert_customers(
             _order_t.c.customer_platform_id.in_([r.platform_id for r in unique]),
             _order_t.c.customer_id.is_(None),
         )
-        .values(customer_id=_customer_of(_order_t))
+        .values(customer_id=_CUSTOMER_OF)
     )
     return len(unique)
-
-
-def _customer_of(orders: Table) -> Any:
-    """The id of the stored customer an order row names (None when not stored)."""
-    return (
-        select(_customer_t.c.id)
-        .where(
-            _customer_t.c.shop_id == orders.c.shop_id,
-            _customer_t.c.platform_id == orders.c.customer_platform_id,
-        )
-        .scalar_subquery()
-    )
 
 
 def upsert_orders(
@@ -154,7 +152,7 @@ def upsert_orders(
         session.execute(
             _order_t.update()
             .where(_order_t.c.id.in_(list(written.values())))
-            .values(customer_id=_customer_of(_order_t))
+            .values(customer_id=_CUSTOMER_OF)
         )
         session.execute(delete(_line_t).where(_line_t.c.order_id.in_(list(written.values()))))
         lines = [
