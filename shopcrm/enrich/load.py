@@ -192,24 +192,27 @@ def load_lines(
 ) -> Lines:
     """The lines of the `wanted` orders, from those `read` already, else read now: every line
     in id ranges on parallel connections when most orders are wanted, else only theirs."""
-    ids = orders.order_id[wanted]
-    if read is None and len(ids) == 0:
-        read = _line_columns(np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64), [])
-    elif read is None and len(ids) * 4 > len(orders):
-        with closing(fetch_columns_split(engine, [_LINES_QUERY], parts)) as results:
-            read = _line_columns(*next(results))
-    elif read is None:
-        with engine.connect() as conn:
-            d = dialect_of(conn)
-            read = _line_columns(
-                *fetch_columns(
-                    conn,
-                    _LINES_QUERY.exprs,
-                    f"order_line WHERE order_id IN (SELECT value FROM {d.each_int()})",  # noqa: S608
-                    (d.array(ids.tolist()),),
-                )
-            )
+    if read is None:
+        read = _read_lines(engine, orders.order_id[wanted], len(orders), parts)
     return _lines(orders, wanted, read)
+
+
+def _read_lines(engine: Engine, ids: Ints, orders: int, parts: int) -> LineColumns:
+    if len(ids) == 0:
+        return _line_columns(np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64), [])
+    if len(ids) * 4 > orders:
+        with closing(fetch_columns_split(engine, [_LINES_QUERY], parts)) as results:
+            return _line_columns(*next(results))
+    with engine.connect() as conn:
+        d = dialect_of(conn)
+        return _line_columns(
+            *fetch_columns(
+                conn,
+                _LINES_QUERY.exprs,
+                f"order_line WHERE order_id IN (SELECT value FROM {d.each_int()})",  # noqa: S608
+                (d.array(ids.tolist()),),
+            )
+        )
 
 
 def _line_columns(order_id: Ints, quantity: Ints, names: list[str]) -> LineColumns:
