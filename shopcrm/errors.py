@@ -114,7 +114,7 @@ class RunInterrupted(ShopcrmError):
 
 
 class LockHeld(ShopcrmError):
-    """Another process holds this shop's lock."""
+    """Another process holds a lock this work needs (a shop's run, or the store's enrichment)."""
 
     exit_code = EXIT_TEMPFAIL
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import time
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 
@@ -10,17 +12,24 @@ import numpy as np
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlmodel import SQLModel
 from typer.testing import CliRunner
 
 from shopcrm.cli import app
 from shopcrm.config import parse_config
 from shopcrm.connectors.base import CustomerRecord, OrderRecord
-from shopcrm.enrich import model_shop, run_enrich
-from shopcrm.enrich.pipeline import STAGES
+from shopcrm.enrich import model_shop, pipeline, run_enrich
+from shopcrm.enrich.pipeline import STAGES, enrichment_lock
+from shopcrm.errors import LockHeld
 from shopcrm.store.db import open_store
-from shopcrm.store.models import Customer, CustomerMetrics, Order, SegmentMembership
+from shopcrm.store.models import (
+    Customer,
+    CustomerMetrics,
+    Order,
+    Person,
+    SegmentMembership,
+)
 from shopcrm.store.upsert import ensure_shop, upsert_customers, upsert_orders
 
 AS_OF = date(2026, 6, 30)
@@ -209,3 +218,60 @@ def test_cli_usage_errors(cli_env, args, message):
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 2
     assert message in result.stderr
+
+
+def _metrics(store) -> list[tuple]:
+    with store.session() as s:
+        rows = s.execute(
+            select(
+                CustomerMetrics.customer_id,
+                CustomerMetrics.orders_count,
+                CustomerMetrics.total_spent,
+                CustomerMetrics.predicted_clv,
+                CustomerMetrics.rfm_segment,
+            ).order_by(CustomerMetrics.customer_id)
+        )
+        return [tuple(r) for r in rows]
+
+
+def test_an_enrichment_waits_for_the_one_running_then_runs(store):
+    seed(store, customers=120)
+    with ThreadPoolExecutor(1) as pool, enrichment_lock(store, 0):
+        waiting = pool.submit(run_enrich, store, config_for(), as_of=AS_OF, now=NOW, lock_wait_s=30)
+        time.sleep(0.5)
+        assert not waiting.done()
+        assert _metrics(store) == []  # not even identity ran: it waits before its snapshot
+    report = waiting.result(timeout=60)
+    assert report.shops[0].customers == 120
+    assert len(_metrics(store)) == 120
+
+
+def test_an_enrichment_gives_up_after_its_wait_and_writes_nothing(store):
+    seed(store, customers=50)
+    with enrichment_lock(store, 0), pytest.raises(LockHeld, match="another enrichment") as err:
+        run_enrich(store, config_for(), as_of=AS_OF, now=NOW, lock_wait_s=0.3)
+    assert "still running after 0.3 s" in str(err.value)
+    assert _metrics(store) == []
+    with store.session() as s:
+        assert s.scalar(select(func.count()).select_from(Person)) == 0
+
+
+def test_concurrent_enrichments_both_finish_with_the_results_of_one(store):
+    seed(store, customers=150)
+    with ThreadPoolExecutor(2) as pool:
+        runs = [pool.submit(run_enrich, store, config_for(), as_of=AS_OF, now=NOW) for _ in "ab"]
+        reports = [r.result(timeout=120) for r in runs]
+    assert [r.shops[0].customers for r in reports] == [150, 150]
+    together = _metrics(store)
+    run_enrich(store, config_for(), as_of=AS_OF, now=NOW)
+    assert _metrics(store) == together
+    assert len(together) == 150
+
+
+def test_cli_enrich_exits_75_while_another_enrichment_holds_the_store(cli_env, monkeypatch):
+    seed(cli_env, customers=30)
+    monkeypatch.setattr(pipeline, "ENRICH_LOCK_WAIT_S", 0.2)
+    with enrichment_lock(cli_env, 0):
+        result = CliRunner().invoke(app, ["enrich", "--as-of", "2026-06-30"])
+    assert result.exit_code == 75
+    assert "another enrichment of this store was still running after 0.2 s" in result.stderr

@@ -111,6 +111,32 @@ def test_a_locked_shop_is_skipped_and_reported_as_temporary(store: Store) -> Non
     assert run(store, config, platforms, force=True)[0].ok  # released on exit
 
 
+def test_an_enrichment_lock_that_outlasts_its_wait_is_temporary_too(store: Store) -> None:
+    platforms = {n: make_platform(5) for n in ("a", "b")}
+    config = fake_config(url_of(store), ["a", "b"])
+
+    def busy(store: Store, config, *, shop_name: str) -> None:
+        if shop_name == "a":
+            raise LockHeld("another enrichment of this store was still running after 600 s")
+        spend_segments(store, config, shop_name=shop_name)
+
+    results = run_shops(
+        store,
+        config,
+        connectors=lambda shop, cfg: FakeConnector(platforms[shop.name]),
+        enrich=busy,
+        force=True,
+    )
+    outcomes = [(r.locked, r.ok, r.step) for r in results]
+    assert outcomes == [(True, False, "enrich"), (False, True, "")]
+    assert platforms["a"].writes == 0  # pulled, but nothing pushed from stale segments
+    with pytest.raises(LockHeld, match="enrich failed: another enrichment"):
+        raise_for_results(results)
+    run_rows = [(o, e) for k, o, e in runs(store) if k == "run"]
+    assert [o for o, _ in run_rows] == ["locked", "success"]
+    assert run_rows[0][1].startswith("enrich failed: another enrichment")
+
+
 def test_a_stop_request_ends_the_run_after_a_committed_page(store: Store) -> None:
     platforms = {n: make_platform(20) for n in ("a", "b")}
     platforms["a"].page_delay_s = 0.05

@@ -6,6 +6,10 @@ groups whose histories changed (top products), then person metrics (global) and 
 shop in its own transaction (metrics and memberships together). Every metric is recomputed
 from each customer's full history, so a rerun with the same data and as-of date writes the
 same rows (idempotent).
+
+One enrichment of a store runs at a time (a lock on the store, `store.locks`): a second one
+waits for the first to finish, then works from its own snapshot, so no enrichment ever writes
+results computed from data older than what another has already written.
 """
 
 from __future__ import annotations
@@ -13,9 +17,10 @@ from __future__ import annotations
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, date, datetime
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -64,10 +69,12 @@ from shopcrm.enrich.write import (
     write_customer_metrics,
     write_person_metrics,
 )
-from shopcrm.errors import UsageError
+from shopcrm.errors import LockHeld, UsageError
 from shopcrm.store.db import Store
+from shopcrm.store.locks import store_lock
 
 Ints = NDArray[np.int64]
+ENRICH_LOCK_WAIT_S = 600.0  # how long an enrichment waits for another one to finish
 # "write_persons" runs on a second thread, beside "history" .. "segments" of the first shop.
 STAGES = ("identity", "load", "history", "rfm", "fit", "segments", "write", "write_persons")
 
@@ -449,6 +456,7 @@ def run_enrich(
     shop_name: str | None = None,
     as_of: date | None = None,
     now: datetime | None = None,
+    lock_wait_s: float | None = None,
 ) -> EnrichReport:
     """Compute identity, history, RFM, CLV and segments and write them to the store.
 
@@ -459,15 +467,47 @@ def run_enrich(
         as_of: the date metrics are computed at; orders after it are ignored. Default: today
             in each shop's timezone (UTC for person metrics).
         now: the current time (tests pin it).
+        lock_wait_s: how long to wait for another enrichment of the store to finish
+            (default `ENRICH_LOCK_WAIT_S`).
 
     Returns:
         Per-shop counts, segment sizes and model status, and seconds per stage.
 
     Raises:
         UsageError: `shop_name` is not in the config.
+        LockHeld: another enrichment still held the store after the wait.
     """
     now = now or datetime.now(UTC)
     selected = config.selected(shop_name)
+    with enrichment_lock(store, ENRICH_LOCK_WAIT_S if lock_wait_s is None else lock_wait_s):
+        return _enrich(store, config, selected, shop_name, as_of, now)
+
+
+def enrichment_lock(store: Store, wait_s: float) -> AbstractContextManager[None]:
+    """The store's enrichment lock, waited for up to `wait_s` (see the module's docstring)."""
+    return store_lock(
+        store,
+        # `.shop.db.shopcrm-enrich.lock` beside `shop.db`: another store in that folder is
+        # enriched independently
+        file=f"{Path(store.engine.url.database or 'memory').name}.shopcrm-enrich",
+        advisory="shopcrm-enrich",  # advisory locks are per database already
+        wait_s=wait_s,
+        what="another enrichment of this store",
+        refused=lambda: LockHeld(
+            f"another enrichment of this store was still running after {wait_s:g} s; "
+            "this one gave up waiting (retry later)"
+        ),
+    )
+
+
+def _enrich(
+    store: Store,
+    config: AppConfig,
+    selected: list[ShopConfig],
+    shop_name: str | None,
+    as_of: date | None,
+    now: datetime,
+) -> EnrichReport:
     timings = Timings()
     identity, snap = _identity_and_snapshot(store, now, timings)
     person_day = as_of or now.date()

@@ -2,29 +2,28 @@
 
 SQLite store: an OS file lock (`flock`) on `<db dir>/.shopcrm-<shop>.lock`; the kernel drops it
 when the holder's process dies, SIGKILL included. PostgreSQL store: a session advisory lock on a
-connection held for the run; the server drops it when that connection goes away.
-Both are tried once, never waited for: a second run of the same shop is refused at once.
+connection held for the run; the server drops it when that connection goes away (both made
+by `store.locks`). Both are tried once, never waited for: a second run of the same shop is
+refused at once.
 """
 
 from __future__ import annotations
 
-import hashlib
-import tempfile
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from filelock import FileLock, Timeout
-from sqlalchemy import text
 from sqlalchemy.engine import make_url
 
 from shopcrm.errors import LockHeld
+from shopcrm.store.locks import advisory_key, lock_file, store_lock
 
 if TYPE_CHECKING:
     from shopcrm.store.db import Store
 
-LOCK_NAMESPACE = b"shopcrm-run:"
+LOCK_NAMESPACE = "shopcrm-run:"
 
 
 def _refused(shop: str) -> LockHeld:
@@ -36,50 +35,11 @@ def _refused(shop: str) -> LockHeld:
 
 def lock_path(store: Store, shop: str) -> Path:
     """The lock file of a shop: beside the SQLite database (temp dir for in-memory ones)."""
-    return _lock_file(store.engine.url.database, shop)
+    return lock_file(store.engine.url.database, _file_stem(shop))
 
 
-def _lock_file(database: str | None, shop: str) -> Path:
-    folder = (
-        Path(database).expanduser().resolve().parent
-        if database and database != ":memory:"
-        else Path(tempfile.gettempdir())
-    )
-    return folder / f".shopcrm-{shop}.lock"
-
-
-def advisory_key(shop: str) -> int:
-    """A stable signed 64-bit key for a shop's advisory lock (Python's hash() is salted)."""
-    digest = hashlib.sha256(LOCK_NAMESPACE + shop.encode()).digest()
-    return int.from_bytes(digest[:8], "big", signed=True)
-
-
-@contextmanager
-def _file_lock(store: Store, shop: str) -> Iterator[None]:
-    lock = FileLock(lock_path(store, shop), timeout=0)
-    try:
-        lock.acquire()
-    except Timeout:
-        raise _refused(shop) from None
-    try:
-        yield
-    finally:
-        lock.release()
-
-
-@contextmanager
-def _advisory_lock(store: Store, shop: str) -> Iterator[None]:
-    key = advisory_key(shop)
-    with store.engine.connect() as conn:
-        if not conn.execute(text("SELECT pg_try_advisory_lock(:k)"), {"k": key}).scalar_one():
-            conn.rollback()
-            raise _refused(shop)
-        conn.commit()
-        try:
-            yield
-        finally:
-            conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": key})
-            conn.commit()
+def _file_stem(shop: str) -> str:
+    return f"shopcrm-{shop}"
 
 
 @contextmanager
@@ -93,15 +53,21 @@ def shop_lock(store: Store, shop: str) -> Iterator[None]:
     Raises:
         LockHeld: another process (or scheduler job) holds the shop's lock.
     """
-    locker = _advisory_lock if store.dialect == "postgresql" else _file_lock
-    with locker(store, shop):
+    with store_lock(
+        store,
+        file=_file_stem(shop),
+        advisory=LOCK_NAMESPACE + shop,
+        wait_s=0,
+        what=f"the run of shop {shop}",
+        refused=lambda: _refused(shop),
+    ):
         yield
 
 
 def _held_by_another(database_url: str, shop: str) -> bool:
     url = make_url(database_url)
     if url.get_backend_name() == "sqlite":
-        lock = FileLock(_lock_file(url.database, shop), timeout=0)
+        lock = FileLock(lock_file(url.database, _file_stem(shop)), timeout=0)
         try:
             lock.acquire()
         except Timeout:
@@ -110,7 +76,7 @@ def _held_by_another(database_url: str, shop: str) -> bool:
         return False
     import psycopg  # PostgreSQL stores only; SQLite runs need not load the driver
 
-    key = advisory_key(shop)
+    key = advisory_key(LOCK_NAMESPACE + shop)
     with psycopg.connect(
         host=url.host,
         port=url.port,

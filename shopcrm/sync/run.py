@@ -152,6 +152,9 @@ def run_shop(
                 )
                 result.ok = True
             except ShopcrmError as exc:
+                # the store's enrichment lock still held after its wait: temporary, like a
+                # shop lock (exit 75); the next run enriches what this one pulled
+                result.locked = isinstance(exc, LockHeld)
                 result.error = redact(f"{result.step or 'setup'} failed: {exc}")
             except Exception as exc:  # one shop's bug must not stop the others
                 log.exception("shop %s: unexpected error during run", shop.name)
@@ -176,7 +179,7 @@ def _finish(store: Store, result: ShopRunResult, clock: float) -> None:
     finish_run(
         store,
         result.run_id,
-        outcome="success" if result.ok else "failed",
+        outcome="success" if result.ok else ("locked" if result.locked else "failed"),
         started=clock,
         error=result.error,
         customers=result.pull.customers if result.pull else 0,
