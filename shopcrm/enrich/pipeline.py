@@ -60,10 +60,13 @@ from shopcrm.enrich.rules import Column, parse_rule
 from shopcrm.enrich.write import (
     MetricsRows,
     ScoreRows,
+    StoredRows,
     customer_rows,
     metrics_rows_for,
     order_set_digests,
     stale_histories,
+    stored_customer_metrics,
+    stored_person_metrics,
     sync_memberships,
     with_top_products,
     write_customer_metrics,
@@ -309,33 +312,22 @@ def _shop_history(
 
 def _stale_and_lines(
     store: Store, snap: _Snapshot, persons: _Groups, shops: list[_ShopHistory]
-) -> tuple[list[NDArray[np.bool_]], Lines]:
-    """Which groups' histories changed since they were stored (persons first, then each shop),
-    and the lines of their orders: a rerun reads the lines of changed customers only."""
+) -> tuple[list[StoredRows], list[NDArray[np.bool_]], Lines]:
+    """The stored metrics rows (persons first, then each shop's), which groups' histories
+    changed since, and the lines of their orders: a rerun reads the lines of changed groups
+    only. The writes use the same stored rows (the enrichment lock keeps them current)."""
     with store.engine.connect() as conn:
-        stale = [
-            stale_histories(
-                conn,
-                "person_metrics",
-                {"person_id": persons.rows.key.tolist(), "currency": persons.rows.currency},
-                persons.rows.history_prints,
-            )
-        ]
-        stale += [
-            stale_histories(
-                conn,
-                "customer_metrics",
-                {"customer_id": sh.groups.rows.key.tolist()},
-                sh.groups.rows.history_prints,
-                (sh.shop.id,),
-            )
-            for sh in shops
-        ]
+        stored = [stored_person_metrics(conn, persons.rows)]
+        stored += [stored_customer_metrics(conn, sh.shop.id, sh.groups.rows) for sh in shops]
+    groups = [persons, *(sh.groups for sh in shops)]
+    stale = [
+        stale_histories(rows, g.rows.history_prints) for rows, g in zip(stored, groups, strict=True)
+    ]
     wanted = np.zeros(len(snap.orders), dtype=bool)
-    for groups, changed in zip([persons, *(sh.groups for sh in shops)], stale, strict=True):
-        mine = groups.group >= 0
-        wanted[mine] |= changed[groups.group[mine]]
-    return stale, load_lines(store.engine, snap.orders, wanted, snap.lines)
+    for g, changed in zip(groups, stale, strict=True):
+        mine = g.group >= 0
+        wanted[mine] |= changed[g.group[mine]]
+    return stored, stale, load_lines(store.engine, snap.orders, wanted, snap.lines)
 
 
 def _enrich_shop(
@@ -344,6 +336,7 @@ def _enrich_shop(
     snap: _Snapshot,
     sh: _ShopHistory,
     rows: MetricsRows,
+    stored: StoredRows,
     now: datetime,
     timings: Timings,
     before_write: Callable[[], object],
@@ -427,7 +420,7 @@ def _enrich_shop(
         digested = customer_rows(rows, ScoreRows(r, f, m, seg, p_alive, expected, eov, value))
         before_write()
         with store.engine.begin() as conn:
-            write_customer_metrics(conn, shop.id, digested, now)
+            write_customer_metrics(conn, shop.id, digested, now, stored)
             changes = sync_memberships(conn, shop.id, customer_ids, masks, as_of)
     return ShopReport(
         shop=shop.name,
@@ -524,13 +517,13 @@ def _enrich(
         shop_as_of = as_of or today_in(shop.timezone, now)
         shops.append(_shop_history(snap, cfg, shop, shop_as_of, timings))
     with timings.stage("load"):
-        stale, lines = _stale_and_lines(store, snap, persons, shops)
+        stored, stale, lines = _stale_and_lines(store, snap, persons, shops)
     with timings.stage("history"):
         person_rows = _with_top_products(lines, persons, stale[0])
 
     def write_persons() -> None:
         with store.engine.begin() as conn, timings.stage("write_persons"):
-            write_person_metrics(conn, person_rows, person_day, now)
+            write_person_metrics(conn, person_rows, person_day, now, stored[0])
 
     reports = []
     # The person metrics are written on a second thread while the shops are computed: SQLite
@@ -538,11 +531,13 @@ def _enrich(
     # values does not; BENCHMARKS.md measures what the overlap gains).
     with executor_for(store.engine, 1) as writer:
         persons_written = writer.submit(write_persons)
-        for sh, changed in zip(shops, stale[1:], strict=True):
+        for sh, shop_stored, changed in zip(shops, stored[1:], stale[1:], strict=True):
             with timings.stage("history"):
                 rows = _with_top_products(lines, sh.groups, changed)
             reports.append(
-                _enrich_shop(store, config, snap, sh, rows, now, timings, persons_written.result)
+                _enrich_shop(
+                    store, config, snap, sh, rows, shop_stored, now, timings, persons_written.result
+                )
             )
         persons_written.result()
     return EnrichReport(identity, len(person_rows.key), reports, dict(timings.seconds))

@@ -80,9 +80,14 @@ def _history_columns(d: Dialect, m: MetricsRows, rows: Ints) -> dict[str, list[A
 
 def _top_products(m: MetricsRows, rows: Ints, bought: NDArray[np.bool_]) -> NDArray[np.object_]:
     tops = np.array(m.top_products, dtype=object)[rows]
-    if any(top is None for top in tops[bought].tolist()):
-        # computed only where the stored history differed when the lines were read
-        raise StoreError("the store changed while it was being enriched: run enrich again")
+    picked = rows[bought].tolist()
+    if missing := [i for i, top in zip(picked, tops[bought].tolist(), strict=True) if top is None]:
+        # computed where `stale_histories` found the history changed, from the same stored
+        # rows this write compares with: rows read apart would be a bug, not data
+        raise StoreError(
+            f"top products of metrics row {m.key[missing[0]]} ({m.currency[missing[0]]}) "
+            "were not computed though its purchase history changed; nothing was written"
+        )
     return tops
 
 
@@ -103,9 +108,15 @@ class _Values:
 
 
 @dataclass(frozen=True, slots=True)
-class _Stored:
-    """The stored rows of a scope, matched to the given rows by key."""
+class StoredRows:
+    """A table's stored rows in one scope, matched by key to the rows about to be written.
 
+    Read once per enrichment, before the lines (to know which histories changed) and used
+    again by the write: the enrichment holds the store's lock, so no other writes them.
+    """
+
+    table: str
+    given: dict[str, list[Any]]  # the key columns of the rows to write
     keys: list[Any]  # the stored key columns
     key: Ints  # one composite key per stored row
     given_key: Ints  # the same for the given rows
@@ -115,38 +126,45 @@ class _Stored:
     history_prints: Ints  # per stored row
 
 
-def _stored(
-    conn: Connection, keys: dict[str, list[Any]], scope: str, scope_params: Sequence[Any]
-) -> _Stored:
+def _read_stored(
+    conn: Connection, table: str, given: dict[str, list[Any]], scope_params: Sequence[Any] = ()
+) -> StoredRows:
     *stored_keys, prints, history_prints = fetch_columns(
         conn,
         [
-            *((k, _KEY_KINDS[k]) for k in keys),
+            *((k, _KEY_KINDS[k]) for k in given),
             ("COALESCE(fingerprint, 0)", "int"),
             ("COALESCE(history_fingerprint, 0)", "int"),
         ],
-        scope,
+        _SCOPES[table](dialect_of(conn)),
         scope_params,
     )
-    given_key, stored_key = _composite_keys(list(keys.values()), stored_keys)
+    given_key, stored_key = _composite_keys(list(given.values()), stored_keys)
     found, held = find(stored_key, given_key)
-    return _Stored(stored_keys, stored_key, given_key, found, held, prints, history_prints)
+    return StoredRows(
+        table, given, stored_keys, stored_key, given_key, found, held, prints, history_prints
+    )
 
 
-def stale_histories(
-    conn: Connection,
-    table: str,
-    keys: dict[str, list[Any]],
-    history_prints: Ints,
-    scope_params: Sequence[Any] = (),
-) -> NDArray[np.bool_]:
+def stored_person_metrics(conn: Connection, m: MetricsRows) -> StoredRows:
+    """Every stored person metrics row, matched to these persons and currencies."""
+    return _read_stored(
+        conn, "person_metrics", {"person_id": m.key.tolist(), "currency": m.currency}
+    )
+
+
+def stored_customer_metrics(conn: Connection, shop_id: int, m: MetricsRows) -> StoredRows:
+    """A shop's stored customer metrics rows."""
+    return _read_stored(conn, "customer_metrics", {"customer_id": m.key.tolist()}, (shop_id,))
+
+
+def stale_histories(stored: StoredRows, history_prints: Ints) -> NDArray[np.bool_]:
     """Which of these rows' purchase histories differ from the stored ones (or are not stored):
     only theirs need their orders' lines, for the top products."""
-    stored = _stored(conn, keys, _SCOPES[table](dialect_of(conn)), scope_params)
     return ~_same(stored, stored.history_prints, history_prints)
 
 
-def _same(stored: _Stored, stored_prints: Ints, prints: Ints) -> NDArray[np.bool_]:
+def _same(stored: StoredRows, stored_prints: Ints, prints: Ints) -> NDArray[np.bool_]:
     if not len(stored.key):
         return np.zeros(len(prints), dtype=bool)
     return stored.held & (stored_prints[stored.found] == prints)
@@ -160,14 +178,12 @@ _SCOPES: dict[str, Callable[[Dialect], str]] = {
 
 def _write_rows(
     conn: Connection,
-    table: str,
-    keys: dict[str, list[Any]],
+    stored: StoredRows,
     given: _Values,
-    scope_params: Sequence[Any] = (),
     insert_only: Mapping[str, Any] | None = None,
 ) -> int:
-    """Make the rows of `table` in its scope (`_SCOPES`) exactly these; returns how many
-    changed.
+    """Make the rows of `stored.table` in its scope (`_SCOPES`) exactly the given ones;
+    returns how many changed.
 
     A row is compared with the stored one by its fingerprints (digests of its values): an
     unchanged row is left alone, a changed one updated in place (which keeps its position in
@@ -180,8 +196,8 @@ def _write_rows(
     """
     insert_only = insert_only or {}
     d = dialect_of(conn)
+    table, keys = stored.table, stored.given
     key_names = list(keys)
-    stored = _stored(conn, keys, _SCOPES[table](d), scope_params)
     held = stored.held
     same = _same(stored, stored.prints, given.prints)
     same_history = _same(stored, stored.history_prints, given.history_prints)
@@ -274,9 +290,10 @@ def customer_rows(m: MetricsRows, s: ScoreRows) -> CustomerRows:
 
 
 def write_customer_metrics(
-    conn: Connection, shop_id: int, rows: CustomerRows, computed_at: datetime
+    conn: Connection, shop_id: int, rows: CustomerRows, computed_at: datetime, stored: StoredRows
 ) -> int:
-    """Make a shop's metrics rows exactly these; returns how many rows changed."""
+    """Make a shop's metrics rows exactly these (`stored`: the shop's stored rows); returns
+    how many rows changed."""
     d = dialect_of(conn)
     m, s = rows.metrics, rows.scores
 
@@ -301,18 +318,17 @@ def write_customer_metrics(
 
     return _write_rows(
         conn,
-        "customer_metrics",
-        {"customer_id": m.key.tolist()},
+        stored,
         _Values(m.history_prints, rows.prints, history_of, daily_of),
-        (shop_id,),
         insert_only={"shop_id": shop_id},
     )
 
 
 def write_person_metrics(
-    conn: Connection, m: MetricsRows, as_of: date, computed_at: datetime
+    conn: Connection, m: MetricsRows, as_of: date, computed_at: datetime, stored: StoredRows
 ) -> int:
-    """Make the person metrics rows exactly these; returns how many rows changed.
+    """Make the person metrics rows exactly these (`stored`: the stored rows); returns how
+    many rows changed.
 
     Their days since the last order (UTC days, `m.days_since_last`) are compared and moved by
     one set-wide statement instead of row by row: a day later, every buyer's value moves.
@@ -328,8 +344,7 @@ def write_person_metrics(
 
     changed = _write_rows(
         conn,
-        "person_metrics",
-        {"person_id": m.key.tolist(), "currency": m.currency},
+        stored,
         _Values(prints, prints, history_of, stamp),  # no daily digest: the days are below
     )
     return changed + _refresh_person_days(conn, as_of, computed_at)
