@@ -8,11 +8,13 @@ copies it and runs `run_enrich` three times in a fresh process: "cold" (identity
 every person and link every customer and guest order; no metrics exist yet), "warm" (a rerun
 the same day over the same data: nothing to write) and "next_day" (as-of one day later: every
 buyer's days since, recency, P(alive) and CLV change, so every buyer's daily values are
-rewritten); then "next_day_fresh" in a second process (as-of a day later again: the daily
-cron run, which starts without the page caches a previous run leaves in its process). The
-generator
-stores `email_normalised` beside each email and each order's `customer_id`, as the upserts
-do. Prints the median seconds per stage and the peak resident memory of the enrich process
+rewritten); then, in a second process, "next_day_fresh" (as-of a day later again: the daily
+cron run, which starts without the page caches a previous run leaves in its process) and
+"after_sync_fresh" (the day after that, once a day's sync has gone through the store's
+upserts: `DAY` new customers, orders and refunds, as `shopcrm run` pulls them before it
+enriches; the sync itself is timed apart and not counted). The generator stores
+`email_normalised` beside each email and each order's `customer_id`, as the upserts do.
+Prints the median seconds per stage and the peak resident memory of the enrich process
 (ru_maxrss), and the same as JSON on the last line. CPU seconds are printed beside wall
 seconds because the machine may be shared.
 """
@@ -29,17 +31,29 @@ import sys
 import tempfile
 import time
 from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+if TYPE_CHECKING:
+    from shopcrm.store.db import Store
+
 AS_OF = date(2026, 11, 1)
 # first enrichment after the import, a rerun the same day, the next day's run: one process
 RUNS = {"cold": AS_OF, "warm": AS_OF, "next_day": AS_OF + timedelta(days=1)}
-# the day after, in a process of its own, as cron starts it (no warm caches of a previous run)
-FRESH_RUNS = {"next_day_fresh": AS_OF + timedelta(days=2)}
+# the day after, in a process of its own, as cron starts it (no warm caches of a previous run),
+# and the day after that, following a day's sync
+FRESH_RUNS = {
+    "next_day_fresh": AS_OF + timedelta(days=2),
+    "after_sync_fresh": AS_OF + timedelta(days=3),
+}
+SYNC_FIRST = {"after_sync_fresh"}
+# one day's sync: new customers, orders (theirs, existing buyers', guests'), refunds of old ones
+DAY = {"customers": 300, "orders": 1_500, "refunds": 100}
 DAY_US = 86_400_000_000
 YEARS = 3
 
@@ -162,6 +176,71 @@ def generate(path: Path, customers: int, orders: int, seed: int = 7) -> None:
     conn.close()
 
 
+def sync_a_day(store: Store, day: date, seed: int = 11) -> float:
+    """Store one day's sync through the upserts (as a pull would); returns its seconds."""
+    from sqlalchemy import select
+
+    from shopcrm.connectors.base import CustomerRecord, OrderLineRecord, OrderRecord
+    from shopcrm.store.models import Customer, Order, OrderLine
+    from shopcrm.store.upsert import ensure_shop, upsert_customers, upsert_orders
+
+    started = time.perf_counter()
+    rng = np.random.default_rng(seed)
+    morning = datetime.combine(day, datetime.min.time(), UTC) + timedelta(hours=7)
+    new = [f"new{day:%m%d}-{i}" for i in range(DAY["customers"])]
+    customers = [CustomerRecord(c, morning, email=f"{c}@example.com") for c in new]
+    with store.session() as s:
+        shop = ensure_shop(s, "bench", "csv", now=morning)
+        known = s.execute(select(Customer.platform_id)).scalars().all()
+        refunded = s.execute(
+            select(
+                Order.id,
+                Order.platform_id,
+                Order.created_at,
+                Order.total,
+                Order.customer_platform_id,
+            )
+            .where(Order.refunded == 0, Order.cancelled_at.is_(None))
+            .order_by(Order.id)
+            .limit(DAY["refunds"])
+        ).all()
+        kept: dict[int, list[OrderLineRecord]] = {}  # a pull brings an order with its lines
+        for line in s.execute(
+            select(OrderLine).where(OrderLine.order_id.in_([r[0] for r in refunded]))
+        ).scalars():
+            kept.setdefault(line.order_id, []).append(
+                OrderLineRecord(line.quantity, line.unit_price, title=line.title, sku=line.sku)
+            )
+    orders = []
+    for i in range(DAY["orders"]):
+        buyer = (
+            (new[i % len(new)] if i < len(new) else known[int(rng.integers(len(known)))])
+            if i % 8
+            else None
+        )  # one in eight a guest checkout
+        at = morning + timedelta(minutes=int(rng.integers(12 * 60)))
+        lines = tuple(
+            OrderLineRecord(int(rng.integers(1, 4)), Decimal("9.90"), title=f"Product {p}")
+            for p in rng.zipf(1.3, int(rng.integers(1, 4))) % 5000
+        )
+        email = None if buyer else f"walkin{day:%m%d}-{i}@example.com"
+        total = Decimal(int(rng.integers(500, 20_000))) / 100
+        orders.append(
+            OrderRecord(
+                f"d{day:%m%d}-{i}", at, at, "EUR", total, Decimal(0), buyer, email, lines=lines
+            )
+        )
+    for order_id, platform_id, created, total, buyer in refunded:
+        lines = tuple(kept.get(order_id, ()))
+        orders.append(
+            OrderRecord(platform_id, created, morning, "EUR", total, total, buyer, lines=lines)
+        )
+    with store.session() as s:
+        upsert_customers(s, shop, customers, morning)
+        upsert_orders(s, shop, orders, morning)
+    return time.perf_counter() - started
+
+
 def run_once(path: Path, runs: dict[str, date]) -> dict[str, object]:
     """These runs of enrich over the store at `path`, one after the other, in this process."""
     from shopcrm.config import parse_config
@@ -180,6 +259,7 @@ def run_once(path: Path, runs: dict[str, date]) -> dict[str, object]:
     store = open_store(f"sqlite:///{path}")
     out: dict[str, object] = {}
     for label, day in runs.items():
+        synced = sync_a_day(store, day) if label in SYNC_FIRST else None
         started = time.perf_counter()
         cpu = time.process_time()
         now = datetime.combine(day, datetime.min.time(), UTC) + timedelta(hours=23)
@@ -197,6 +277,7 @@ def run_once(path: Path, runs: dict[str, date]) -> dict[str, object]:
             "customers": shop.customers,
             "persons": report.identity.persons,
             "memberships": sum(shop.segments.values()),
+            "sync_seconds": synced,
         }
     store.close()
     out["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
@@ -291,6 +372,10 @@ def main() -> None:
             f"{summary[label]['cpu']:.2f} s CPU (median of {args.repeats}); {line}"
         )
         print(f"  model: {runs[0][label]['message']}")
+        if label in SYNC_FIRST:
+            synced = statistics.median(r[label]["sync_seconds"] for r in runs)
+            summary[label]["sync_seconds"] = synced
+            print(f"  after a day's sync ({DAY}) through the upserts: {synced:.2f} s, not counted")
     summary["peak_rss_mb"] = max(r["peak_rss_mb"] for r in runs)
     summary["baseline_rss_mb"] = statistics.median(r["baseline_rss_mb"] for r in runs)
     print(
