@@ -124,7 +124,8 @@ def run_shop(
         progress: told about each stored page.
 
     Returns:
-        The outcome; `locked` when another process holds the shop's lock.
+        The outcome; `locked` when another process holds the shop's lock, or another
+        enrichment held the store's past the enrich step's wait.
     """
     result = ShopRunResult(shop=shop.name, platform=shop.platform)
     clock = time.monotonic()
