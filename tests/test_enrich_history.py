@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from sqlalchemy import select, text
+from sqlalchemy import delete, select, text, update
 
 from shopcrm.config import parse_config
 from shopcrm.connectors.base import CustomerRecord, OrderLineRecord, OrderRecord
@@ -321,6 +321,30 @@ def test_email_change_moves_person_and_memberships_keep_their_date(enriched):
     assert m[("c1", "big")] == AS_OF  # still a member: keeps the date it joined
     assert m[("c2", "new")] == AS_OF
     assert ("c2", "one-time") not in m  # o9 (2026-03-02 in Berlin) now counts: two orders
+
+
+def test_a_person_goes_only_when_no_row_at_all_points_to_it(enriched):
+    """An order deleted upstream counts for nobody's history but still points to its person:
+    the person stays until the row itself is gone (identity.py: persons no customer or order
+    points to are deleted)."""
+    store, _ = enriched
+    with store.session() as s:
+        a = ensure_shop(s, "a", "csv", now=SYNCED)
+        upsert_orders(s, a, [order("g9", utc(2026, 2, 3), "5", email="zed@x.com")], SYNCED)
+    run_enrich(store, CONFIG, as_of=AS_OF, now=NOW)
+    zed = persons(store)["g9"]
+    assert zed is not None
+    with store.session() as s:
+        s.execute(update(Order).where(Order.platform_id == "g9").values(deleted=True))
+    report = run_enrich(store, CONFIG, as_of=AS_OF, now=NOW)
+    assert report.identity.persons_deleted == 0
+    assert persons(store)["g9"] == zed
+    with store.session() as s:
+        s.execute(delete(Order).where(Order.platform_id == "g9"))
+    report = run_enrich(store, CONFIG, as_of=AS_OF, now=NOW)
+    assert report.identity.persons_deleted == 1
+    with store.session() as s:
+        assert s.get(Person, zed) is None
 
 
 def test_guest_order_follows_its_customer_once_the_customer_is_stored(store):
