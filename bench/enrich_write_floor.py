@@ -9,7 +9,9 @@ rows into fresh copies of the store: prebuilt in memory as tuples, one `executem
 in two transactions as the enrichment commits them, with the store's own SQLite settings. No
 reading, no computing and no Python per value beyond the driver's binding: what is left is
 SQLite's own work (B-trees, indexes, foreign-key checks, the WAL and its checkpoint), the floor
-that any first run's writes pay here. Prints the median seconds of each part.
+that any first run's writes pay here. Then the floor of a next day's customer write: every
+buyer's metrics row of the enriched store updated by key, once with the eleven values a day
+changes and once with one. Prints the median seconds of each part.
 """
 
 from __future__ import annotations
@@ -78,6 +80,44 @@ def write_once(base: Path, copy: Path, written: dict[str, Any]) -> dict[str, flo
     return seconds
 
 
+DAILY = [
+    "days_since_last_order",
+    "recency_score",
+    "frequency_score",
+    "monetary_score",
+    "rfm_segment",
+    "p_alive",
+    "expected_purchases",
+    "expected_order_value",
+    "predicted_clv",
+    "computed_at",
+    "fingerprint",
+]
+
+
+def update_once(enriched: Path, copy: Path, columns: list[str]) -> float:
+    """Every buyer's row of a fresh copy updated by key in these columns (p_alive moved), as a
+    new process's next day run writes it: the WAL starts empty and is checkpointed at commit."""
+    shutil.copyfile(enriched, copy)
+    conn = sqlite3.connect(copy, isolation_level=None)
+    _sqlite_pragmas(conn, None)
+    rows = conn.execute(
+        f"SELECT {', '.join(columns)}, customer_id FROM customer_metrics "  # noqa: S608
+        "WHERE orders_count > 0"
+    ).fetchall()
+    moved = columns.index("p_alive")
+    values = [(*r[:moved], r[moved] * 0.99, *r[moved + 1 :]) for r in rows]
+    sets = ", ".join(f"{name} = ?" for name in columns)
+    started = time.perf_counter()
+    conn.execute("BEGIN")
+    conn.executemany(f"UPDATE customer_metrics SET {sets} WHERE customer_id = ?", values)  # noqa: S608
+    conn.execute("COMMIT")
+    seconds = time.perf_counter() - started
+    conn.close()
+    copy.unlink()
+    return seconds
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--db", type=Path, required=True, help="a store bench/enrich.py made")
@@ -89,13 +129,22 @@ def main() -> None:
         run_once(enriched, {"cold": AS_OF})
         written = _written(enriched)
         runs = [write_once(args.db, Path(tmp) / f"run{i}.db", written) for i in range(args.repeats)]
+        updates = {
+            f"{len(columns)} column(s)": [
+                update_once(enriched, Path(tmp) / "update.db", columns) for _ in range(args.repeats)
+            ]
+            for columns in (DAILY, ["p_alive"])
+        }
     counts = {t: len(written[t][1]) for t in TABLES} | {"customer links": len(written["links"])}
     print("rows:", ", ".join(f"{name} {n:,}" for name, n in counts.items()))
     medians = {part: statistics.median(r[part] for r in runs) for part in runs[0]}
     for part, value in medians.items():
-        print(f"{part:>20}: {value:6.2f} s")
+        print(f"{part:>24}: {value:6.2f} s")
     total = statistics.median(sum(r.values()) for r in runs)
-    print(f"{'total':>20}: {total:6.2f} s (median of {args.repeats})")
+    print(f"{'total':>24}: {total:6.2f} s (median of {args.repeats})")
+    print("a next day's customer write, every buyer's row by key, with its commit:")
+    for part, seconds in updates.items():
+        print(f"{part:>24}: {statistics.median(seconds):6.2f} s")
 
 
 if __name__ == "__main__":
