@@ -25,7 +25,7 @@ from sqlalchemy import delete, select, text, update
 
 from shopcrm.config import parse_config
 from shopcrm.connectors.base import CustomerRecord, OrderLineRecord, OrderRecord
-from shopcrm.enrich import pipeline, run_enrich, write
+from shopcrm.enrich import identity, pipeline, run_enrich, write
 from shopcrm.enrich.codes import distinct_codes, find
 from shopcrm.enrich.load import load_lines, load_store
 from shopcrm.enrich.rfm import SEGMENTS, quintile_scores, segment_names
@@ -450,6 +450,60 @@ def test_rerun_after_changes_leaves_what_a_first_run_would(store, databases):
         fresh.close()
     assert "c3" not in metrics(store)  # deleted upstream: its row is gone
     assert metrics(store)["c1"].days_since_last_order == 15  # o6 (03-05) counts by now
+
+
+@pytest.mark.parametrize("few_wrong", [0, 10**9], ids=["customer-by-customer", "set-wide"])
+def test_relinking_either_way_leaves_what_a_first_run_would(
+    store, databases, monkeypatch, few_wrong
+):
+    """Wrong links are fixed through the ids of the wrong customers when few, by set-wide
+    joins when many (`FEW_WRONG`); both must link exactly as a first run: a changed email, a
+    removed one, a new customer sharing an email, one without any."""
+    later = datetime(2026, 3, 20, tzinfo=UTC)
+
+    def change(target) -> None:
+        with target.session() as s:
+            a = ensure_shop(s, "a", "csv", now=later)
+            upsert_customers(
+                s,
+                a,
+                [
+                    CustomerRecord("c1", later, email="ann.new@example.com"),
+                    CustomerRecord("c3", later),  # bob's email removed
+                    CustomerRecord("c5", later, email="ANN@example.com "),
+                    CustomerRecord("c6", later),
+                ],
+                later,
+            )
+            upsert_orders(
+                s, a, [order("o13", utc(2026, 3, 12), "8", customer_platform_id="c6")], later
+            )
+
+    def partition(target) -> set[frozenset[str]]:
+        groups: dict[int | None, set[str]] = {}
+        for platform_id, person in persons(target).items():
+            groups.setdefault(person, set()).add(platform_id)
+        return {frozenset(g) for person, g in groups.items() if person is not None}
+
+    monkeypatch.setattr(identity, "FEW_WRONG", few_wrong)
+    load_fixture(store)
+    run_enrich(store, CONFIG, as_of=AS_OF, now=NOW)
+    change(store)
+    report = run_enrich(store, CONFIG, as_of=date(2026, 3, 20), now=later)
+    assert (report.identity.links_changed, report.identity.persons_deleted) == (4, 1)
+    fresh = open_store(databases.empty())
+    load_fixture(fresh)
+    change(fresh)
+    run_enrich(fresh, CONFIG, as_of=date(2026, 3, 20), now=later)
+    try:
+        assert partition(store) == partition(fresh)
+        assert _state(store) == _state(fresh)
+    finally:
+        fresh.close()
+    p = persons(store)
+    assert p["c5"] == p["d1"] == p["g1"] != p["c1"]  # the email c1 left behind, with c5 now
+    assert None not in (p["c2"], p["c3"], p["c6"])
+    assert len({p["c2"], p["c3"], p["c6"]}) == 3  # no email: a person each
 
 
 def test_an_in_memory_store_is_enriched_like_a_file(tmp_path):

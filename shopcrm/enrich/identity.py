@@ -28,10 +28,12 @@ import numpy as np
 from numpy.typing import NDArray
 from sqlalchemy import Connection, text
 
-from shopcrm.enrich.dbio import dialect_of, fetch
+from shopcrm.enrich.dbio import dialect_of, fetch, fetch_columns
 
 Ints = NDArray[np.int64]
 
+# Wrong customer links up to one customer in this many are fixed customer by customer.
+FEW_WRONG = 4
 # A guest order (its customer is not in the store) and the person its email points to.
 GUEST_PERSON = "(SELECT p.id FROM person AS p WHERE p.email_normalised = o.email_normalised)"
 
@@ -64,35 +66,48 @@ def _insert_persons(
 
 def link_customers(conn: Connection, now: datetime) -> int:
     """Point every customer at the person of its email (or a person of its own); returns how
-    many customers were relinked."""
+    many customers were relinked.
+
+    Person keys are unique, so a customer whose person carries its key is linked right: after
+    the first run only new customers and changed emails are wrong. When they are few (at most
+    one customer in `FEW_WRONG`), the statements visit only them, through one bound array of
+    their ids; else (a first run) they are set-wide joins, cheaper for most of the table.
+    """
     d = dialect_of(conn)
-    wrong = (
-        "FROM customer AS c LEFT JOIN person AS p ON p.id = c.person_id "
+    wrong_links = (
+        "customer AS c LEFT JOIN person AS p ON p.id = c.person_id "
         f"WHERE (p.id IS NULL OR {d.distinct('p.email_normalised', 'c.email_normalised')})"
     )
-    # Person keys are unique, so a customer whose person carries its key is linked right:
-    # when none is wrong (every rerun after the first), there is nothing to write.
-    if not _count(conn, f"SELECT COUNT(*) {wrong}"):
+    wrong = f"FROM {wrong_links}"
+    (ids,) = fetch_columns(conn, [("c.id", "int")], wrong_links)
+    if not len(ids):
         return 0
-    _insert_persons(conn, f"SELECT c.email_normalised AS e {wrong}", now)
+    chosen, only, given = wrong, "", ()
+    if len(ids) * FEW_WRONG <= _count(conn, "SELECT COUNT(*) FROM customer"):
+        given = (d.array(ids.tolist()),)  # one bound array, expanded by the database
+        chosen = f"FROM {d.each_int()} CROSS JOIN customer AS c WHERE c.id = value"
+        only = f"AND customer.id IN (SELECT value FROM {d.each_int()})"  # noqa: S608
+    _insert_persons(conn, f"SELECT c.email_normalised AS e {chosen}", now, given)
     changed = conn.exec_driver_sql(
         "UPDATE customer SET person_id = p.id FROM person AS p "  # noqa: S608
         "WHERE p.email_normalised = customer.email_normalised "
-        f"AND {d.distinct('customer.person_id', 'p.id')}"
+        f"AND {d.distinct('customer.person_id', 'p.id')} {only}",
+        given,
     ).rowcount
     # A customer without an email gets a person of its own, created under a provisional key
-    # that cannot be an email (no '@'), linked by it, then cleared: three set-wide statements.
+    # that cannot be an email (no '@'), linked by it, then cleared: three statements.
     provisional = d.concat("'#'", "CAST(c.id AS VARCHAR(20))")
     lonely = conn.exec_driver_sql(
         f"INSERT INTO person (email_normalised, created_at) SELECT {provisional}, {d.param()} "
-        f"{wrong} AND c.email_normalised IS NULL",
-        (d.time(now),),
+        f"{chosen} AND c.email_normalised IS NULL",
+        (d.time(now), *given),
     ).rowcount
     if lonely:
         conn.exec_driver_sql(
             "UPDATE customer SET person_id = p.id FROM person AS p "  # noqa: S608
             "WHERE customer.email_normalised IS NULL "
-            f"AND p.email_normalised = {provisional.replace('c.id', 'customer.id')}"
+            f"AND p.email_normalised = {provisional.replace('c.id', 'customer.id')} {only}",
+            given,
         )
         conn.exec_driver_sql(
             "UPDATE person SET email_normalised = NULL "  # noqa: S608
