@@ -15,6 +15,8 @@ at-risk, c2 R4 F2 M2 -> potential-loyalist.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -185,6 +187,26 @@ def enriched(store):
     load_fixture(store)
     report = run_enrich(store, CONFIG, as_of=AS_OF, now=NOW)
     return store, report
+
+
+@contextmanager
+def first_run(
+    databases,
+    as_of: date = AS_OF,
+    now: datetime = NOW,
+    change: Callable[[Any], None] | None = None,
+) -> Iterator[Any]:
+    """A fresh store of the same kind with the fixture (and `change`), enriched once: what
+    a rerun over the same data must leave."""
+    fresh = open_store(databases.empty())
+    try:
+        load_fixture(fresh)
+        if change is not None:
+            change(fresh)
+        run_enrich(fresh, CONFIG, as_of=as_of, now=now)
+        yield fresh
+    finally:
+        fresh.close()
 
 
 def test_customer_history(enriched):
@@ -440,14 +462,8 @@ def test_rerun_after_changes_leaves_what_a_first_run_would(store, databases):
     run_enrich(store, CONFIG, as_of=AS_OF, now=NOW)
     change(store)
     run_enrich(store, CONFIG, as_of=date(2026, 3, 20), now=later)
-    fresh = open_store(databases.empty())
-    load_fixture(fresh)
-    change(fresh)
-    run_enrich(fresh, CONFIG, as_of=date(2026, 3, 20), now=later)
-    try:
+    with first_run(databases, date(2026, 3, 20), later, change) as fresh:
         assert _state(store) == _state(fresh)
-    finally:
-        fresh.close()
     assert "c3" not in metrics(store)  # deleted upstream: its row is gone
     assert metrics(store)["c1"].days_since_last_order == 15  # o6 (03-05) counts by now
 
@@ -491,15 +507,9 @@ def test_relinking_either_way_leaves_what_a_first_run_would(
     change(store)
     report = run_enrich(store, CONFIG, as_of=date(2026, 3, 20), now=later)
     assert (report.identity.links_changed, report.identity.persons_deleted) == (4, 1)
-    fresh = open_store(databases.empty())
-    load_fixture(fresh)
-    change(fresh)
-    run_enrich(fresh, CONFIG, as_of=date(2026, 3, 20), now=later)
-    try:
+    with first_run(databases, date(2026, 3, 20), later, change) as fresh:
         assert partition(store) == partition(fresh)
         assert _state(store) == _state(fresh)
-    finally:
-        fresh.close()
     p = persons(store)
     assert p["c5"] == p["d1"] == p["g1"] != p["c1"]  # the email c1 left behind, with c5 now
     assert None not in (p["c2"], p["c3"], p["c6"])
@@ -526,14 +536,9 @@ def test_rows_written_in_small_batches_are_the_same(store, databases, monkeypatc
     load_fixture(store)
     run_enrich(store, CONFIG, as_of=AS_OF, now=NOW)
     monkeypatch.setattr(write, "WRITE_BATCH_ROWS", 2)
-    batched = open_store(databases.empty())
-    try:
-        load_fixture(batched)
-        run_enrich(batched, CONFIG, as_of=AS_OF, now=NOW)
+    with first_run(databases) as batched:
         assert len(_state(batched)["customers"]) > 2
         assert _state(batched) == _state(store)
-    finally:
-        batched.close()
 
 
 def computed_at(store) -> dict[str, datetime]:
@@ -594,14 +599,9 @@ def test_next_day_rewrites_only_the_daily_columns(store, databases, monkeypatch)
     moved = {c: m.days_since_last_order for c, m in ann_history(store).items()}
     assert moved == {c: days + 1 for c, days in ann_days.items()}
     assert metrics(store)["c1"].days_since_last_order == 21
-    fresh = open_store(databases.empty())
-    try:
-        load_fixture(fresh)
-        run_enrich(fresh, CONFIG, as_of=next_day, now=later)
+    with first_run(databases, next_day, later) as fresh:
         # c3 bought nothing: its row did not change, so it keeps the time it was written
         assert _state(store, stamps=False) == _state(fresh, stamps=False)
-    finally:
-        fresh.close()
 
 
 ROW = {
