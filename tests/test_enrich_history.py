@@ -27,7 +27,7 @@ from sqlalchemy import delete, select, text, update
 
 from shopcrm.config import parse_config
 from shopcrm.connectors.base import CustomerRecord, OrderLineRecord, OrderRecord
-from shopcrm.enrich import identity, pipeline, run_enrich, write
+from shopcrm.enrich import dbio, pipeline, run_enrich, write
 from shopcrm.enrich.codes import distinct_codes, find
 from shopcrm.enrich.load import load_lines, load_store
 from shopcrm.enrich.rfm import SEGMENTS, quintile_scores, segment_names
@@ -468,12 +468,12 @@ def test_rerun_after_changes_leaves_what_a_first_run_would(store, databases):
     assert metrics(store)["c1"].days_since_last_order == 15  # o6 (03-05) counts by now
 
 
-@pytest.mark.parametrize("few_wrong", [0, 10**9], ids=["customer-by-customer", "set-wide"])
+@pytest.mark.parametrize("few_rows", [0, 10**9], ids=["customer-by-customer", "set-wide"])
 def test_relinking_either_way_leaves_what_a_first_run_would(
-    store, databases, monkeypatch, few_wrong
+    store, databases, monkeypatch, few_rows
 ):
     """Wrong links are fixed through the ids of the wrong customers when few, by set-wide
-    joins when many (`FEW_WRONG`); both must link exactly as a first run: a changed email, a
+    joins when many (`dbio.few`); both must link exactly as a first run: a changed email, a
     removed one, a new customer sharing an email, one without any."""
     later = datetime(2026, 3, 20, tzinfo=UTC)
 
@@ -501,12 +501,13 @@ def test_relinking_either_way_leaves_what_a_first_run_would(
             groups.setdefault(person, set()).add(platform_id)
         return {frozenset(g) for person, g in groups.items() if person is not None}
 
-    monkeypatch.setattr(identity, "FEW_WRONG", few_wrong)
+    monkeypatch.setattr(dbio, "FEW_ROWS", few_rows)
     load_fixture(store)
     run_enrich(store, CONFIG, as_of=AS_OF, now=NOW)
     change(store)
     report = run_enrich(store, CONFIG, as_of=date(2026, 3, 20), now=later)
     assert (report.identity.links_changed, report.identity.persons_deleted) == (4, 1)
+    monkeypatch.undo()  # the first run by the usual rule: every link wrong, set-wide
     with first_run(databases, date(2026, 3, 20), later, change) as fresh:
         assert partition(store) == partition(fresh)
         assert _state(store) == _state(fresh)

@@ -28,12 +28,10 @@ import numpy as np
 from numpy.typing import NDArray
 from sqlalchemy import Connection, text
 
-from shopcrm.enrich.dbio import dialect_of, fetch, fetch_columns
+from shopcrm.enrich.dbio import dialect_of, fetch, fetch_columns, few
 
 Ints = NDArray[np.int64]
 
-# Wrong customer links up to one customer in this many are fixed customer by customer.
-FEW_WRONG = 4
 # A guest order (its customer is not in the store) and the person its email points to.
 GUEST_PERSON = "(SELECT p.id FROM person AS p WHERE p.email_normalised = o.email_normalised)"
 
@@ -69,9 +67,9 @@ def link_customers(conn: Connection, now: datetime) -> int:
     many customers were relinked.
 
     Person keys are unique, so a customer whose person carries its key is linked right: after
-    the first run only new customers and changed emails are wrong. When they are few (at most
-    one customer in `FEW_WRONG`), the statements visit only them, through one bound array of
-    their ids; else (a first run) they are set-wide joins, cheaper for most of the table.
+    the first run only new customers and changed emails are wrong. When they are few
+    (`dbio.few`), the statements visit only them, through one bound array of their ids; else
+    (a first run) they are set-wide joins, cheaper for most of the table.
     """
     d = dialect_of(conn)
     wrong_links = (
@@ -83,7 +81,7 @@ def link_customers(conn: Connection, now: datetime) -> int:
     if not len(ids):
         return 0
     chosen, only, given = wrong, "", ()
-    if len(ids) * FEW_WRONG <= _count(conn, "SELECT COUNT(*) FROM customer"):
+    if few(len(ids), _count(conn, "SELECT COUNT(*) FROM customer")):
         given = (d.array(ids.tolist()),)  # one bound array, expanded by the database
         chosen = f"FROM {d.each_int()} CROSS JOIN customer AS c WHERE c.id = value"
         only = f"AND customer.id IN (SELECT value FROM {d.each_int()})"  # noqa: S608

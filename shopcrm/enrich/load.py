@@ -17,6 +17,7 @@ from shopcrm.enrich.dbio import (
     fetch,
     fetch_columns,
     fetch_columns_split,
+    few,
 )
 from shopcrm.enrich.identity import GUEST_PERSON
 from shopcrm.enrich.purchases import VOID_STATUSES
@@ -200,7 +201,7 @@ def load_lines(
 def _read_lines(engine: Engine, ids: Ints, orders: int, parts: int) -> LineColumns:
     if len(ids) == 0:
         return _line_columns(np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64), [])
-    if len(ids) * 4 > orders:
+    if not few(len(ids), orders):
         with closing(fetch_columns_split(engine, [_LINES_QUERY], parts)) as results:
             return _line_columns(*next(results))
     with engine.connect() as conn:
