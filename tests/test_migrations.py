@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import Engine, MetaData, String, inspect, text
+from sqlalchemy import Connection, Engine, MetaData, String, inspect, text
 from sqlmodel import SQLModel
 
 import shopcrm.store.models  # noqa: F401  (registers the tables on SQLModel.metadata)
@@ -171,18 +171,23 @@ def test_0003_fills_the_email_keys_of_rows_stored_before(engine: Engine) -> None
             assert keys == {1: "ann@example.com", 2: "bob@x.com", 3: None, 4: None}
 
 
+def _customers(conn: Connection, rows: list[dict[str, Any]]) -> None:
+    """Customers with only the columns every schema version requires (`pid`: platform id)."""
+    conn.execute(
+        text(
+            "INSERT INTO customer (id, shop_id, platform_id, updated_at, tags, deleted, "
+            "redacted) VALUES (:id, :shop, :pid, '2026-01-01 00:00:00.000000', '[]', false, false)"
+        ),
+        rows,
+    )
+
+
 def test_0005_keeps_every_membership_both_ways(engine: Engine) -> None:
     """0005 rebuilds segment_membership keyed by (customer, segment); no row may be lost."""
     upgrade(engine, "0004")
     with engine.begin() as conn:
         conn.execute(text("INSERT INTO shop (id, name, platform) VALUES (1, 's', 'csv')"))
-        conn.execute(
-            text(
-                "INSERT INTO customer (id, shop_id, platform_id, updated_at, tags, deleted, "
-                "redacted) VALUES (:id, 1, :pid, '2026-01-01 00:00:00.000000', '[]', false, false)"
-            ),
-            [{"id": 1, "pid": "c1"}, {"id": 2, "pid": "c2"}],
-        )
+        _customers(conn, [{"id": 1, "shop": 1, "pid": "c1"}, {"id": 2, "shop": 1, "pid": "c2"}])
         conn.execute(
             text(
                 "INSERT INTO segment_membership (shop_id, customer_id, segment, since) "
@@ -217,14 +222,7 @@ def test_0007_links_stored_orders_to_their_customers(engine: Engine) -> None:
     with engine.begin() as conn:
         conn.execute(text("INSERT INTO shop (id, name, platform) VALUES (1, 's', 'csv')"))
         conn.execute(text("INSERT INTO shop (id, name, platform) VALUES (2, 't', 'csv')"))
-        conn.execute(
-            text(
-                "INSERT INTO customer (id, shop_id, platform_id, updated_at, tags, deleted, "
-                "redacted) VALUES (:id, :shop, 'c1', '2026-01-01 00:00:00.000000', '[]', "
-                "false, false)"
-            ),
-            [{"id": 10, "shop": 1}, {"id": 20, "shop": 2}],
-        )
+        _customers(conn, [{"id": 10, "shop": 1, "pid": "c1"}, {"id": 20, "shop": 2, "pid": "c1"}])
         conn.execute(
             text(
                 "INSERT INTO orders (id, shop_id, platform_id, customer_platform_id, created_at, "

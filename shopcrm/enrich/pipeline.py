@@ -220,7 +220,7 @@ def _person_groups(snap: _Snapshot, as_of_day: int, timings: Timings) -> _Groups
             as_of_day,
         )
         # A person spans shops and timezones: their days since the last order are UTC days,
-        # which the store can recount by itself each day (write.refresh_person_days).
+        # which the store can recount by itself each day (write.write_person_metrics).
         h = replace(h, days_since_last=as_of_day - h.last_us // MICROS_PER_DAY)
         rows = metrics_rows_for(
             keys // width,
