@@ -403,12 +403,15 @@ def _customer_links(store: Store) -> dict[str, str | None]:
 def test_orders_point_at_their_customer_whichever_is_stored_first(store: Store) -> None:
     shop_id = _shop(store)
     _write(store, shop_id, CUSTOMERS, Page([customer("c2", 1)], at(1)), None)
-    early = [order("o1", 1, customer_platform_id="c1"), order("o2", 1), order("o3", 1)]
-    early[2] = replace(early[2], customer_platform_id="c2")
+    early = [
+        order("o1", 1, customer_platform_id="c1"),
+        order("o2", 1),
+        order("o3", 1, customer_platform_id="c2"),
+    ]
     _write(store, shop_id, ORDERS, Page(early, at(1)), None)
     assert _customer_links(store) == {"o1": None, "o2": None, "o3": "c2"}
     _write(store, shop_id, CUSTOMERS, Page([customer("c1", 2)], at(2)), None)  # arrives late
     assert _customer_links(store) == {"o1": "c1", "o2": None, "o3": "c2"}
-    moved = replace(order("o3", 3), customer_platform_id="c9")  # now names one not stored
+    moved = order("o3", 3, customer_platform_id="c9")  # now names one not stored
     _write(store, shop_id, ORDERS, Page([moved], at(3)), None)
     assert _customer_links(store) == {"o1": "c1", "o2": None, "o3": None}
