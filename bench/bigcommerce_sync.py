@@ -23,9 +23,10 @@ from typing import Any
 import requests
 from sandbox_process import serve_sandbox
 
-from shopcrm.config import AppConfig, parse_config
-from shopcrm.connectors.base import TagChange
-from shopcrm.connectors.bigcommerce import BigCommerceConnector
+from shopcrm.config.load import parse_config
+from shopcrm.config.schema import AppConfig
+from shopcrm.connectors.bigcommerce.connector import BigCommerceConnector
+from shopcrm.records import TagChange
 from shopcrm.store.db import open_store
 from shopcrm.sync.pull import pull_shop
 

@@ -24,11 +24,11 @@ from itertools import chain
 from pathlib import Path
 from typing import TypeVar
 
-from shopcrm.config import parse_config
-from shopcrm.connectors.csv_columns import COLUMNS
-from shopcrm.connectors.csv_import import CsvConnector
-from shopcrm.connectors.csv_rows import ExportFile
-from shopcrm.connectors.csv_validate import validate
+from shopcrm.config.load import parse_config
+from shopcrm.connectors.csv.columns import COLUMNS
+from shopcrm.connectors.csv.connector import CsvConnector
+from shopcrm.connectors.csv.rows import ExportFile
+from shopcrm.connectors.csv.validate import validate
 from shopcrm.store.db import open_store
 from shopcrm.sync.pull import pull_shop
 

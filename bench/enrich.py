@@ -180,7 +180,7 @@ def sync_a_day(store: Store, day: date, seed: int = 11) -> float:
     """Store one day's sync through the upserts (as a pull would); returns its seconds."""
     from sqlalchemy import select
 
-    from shopcrm.connectors.base import CustomerRecord, OrderLineRecord, OrderRecord
+    from shopcrm.records import CustomerRecord, OrderLineRecord, OrderRecord
     from shopcrm.store.models import Customer, Order, OrderLine
     from shopcrm.store.upsert import ensure_shop, upsert_customers, upsert_orders
 
@@ -243,8 +243,8 @@ def sync_a_day(store: Store, day: date, seed: int = 11) -> float:
 
 def run_once(path: Path, runs: dict[str, date]) -> dict[str, object]:
     """These runs of enrich over the store at `path`, one after the other, in this process."""
-    from shopcrm.config import parse_config
-    from shopcrm.enrich import run_enrich
+    from shopcrm.config.load import parse_config
+    from shopcrm.enrich.pipeline import run_enrich
     from shopcrm.store.db import open_store
 
     baseline = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss

@@ -23,7 +23,7 @@ from pathlib import Path
 
 from sqlalchemy import select
 
-from shopcrm.config import parse_config
+from shopcrm.config.load import parse_config
 from shopcrm.sandbox.seed import generate
 from shopcrm.store.db import open_store
 from shopcrm.store.models import Customer, SegmentMembership
@@ -34,11 +34,11 @@ from shopcrm.sync.push import push_shop
 # the figures measure shopcrm rather than the Standard plan's 100 points a second.
 SANDBOXES = {
     "shopify": (
-        "shopcrm.sandbox.shopify",
+        "shopcrm.sandbox.shopify.app",
         "ShopifySandbox",
         {"bucket_size": 20_000.0, "restore_rate": 1_000.0},
     ),
-    "woocommerce": ("shopcrm.sandbox.woocommerce", "WooCommerceSandbox", {}),
+    "woocommerce": ("shopcrm.sandbox.woocommerce.app", "WooCommerceSandbox", {}),
 }
 
 

@@ -27,7 +27,7 @@ import yaml
 from sqlalchemy import func, select
 
 from shopcrm.sandbox.seed import generate
-from shopcrm.sandbox.shopify import ShopifySandbox
+from shopcrm.sandbox.shopify.app import ShopifySandbox
 from shopcrm.store.db import open_store
 from shopcrm.store.models import Customer, Order, OrderLine
 

@@ -18,10 +18,11 @@ import time
 from datetime import UTC, date, datetime
 from pathlib import Path
 
-from shopcrm.config import AppConfig, ShopConfig, parse_config
-from shopcrm.connectors.shopify import ShopifyConnector
+from shopcrm.config.load import parse_config
+from shopcrm.config.schema import AppConfig, ShopConfig
+from shopcrm.connectors.shopify.connector import ShopifyConnector
 from shopcrm.sandbox.seed import generate
-from shopcrm.sandbox.shopify import ShopifySandbox
+from shopcrm.sandbox.shopify.app import ShopifySandbox
 from shopcrm.store.db import open_store
 from shopcrm.sync.pull import pull_shop
 

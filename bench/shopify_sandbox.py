@@ -24,9 +24,9 @@ import requests
 from graphql import execute, parse, validate
 
 from shopcrm.sandbox.seed import generate
-from shopcrm.sandbox.shopify import ShopifySandbox
-from shopcrm.sandbox.shopify_cost import QueryCost
-from shopcrm.sandbox.shopify_graphql import Call, Resolvers
+from shopcrm.sandbox.shopify.app import ShopifySandbox
+from shopcrm.sandbox.shopify.cost import QueryCost
+from shopcrm.sandbox.shopify.resolvers import Call, Resolvers
 
 CUSTOMERS = """query($after: String) { customers(first: 250, after: $after, sortKey: UPDATED_AT) {
   nodes { id email firstName lastName tags createdAt updatedAt

@@ -24,8 +24,9 @@ from typing import Any
 import requests
 from sandbox_process import serve_sandbox
 
-from shopcrm.config import AppConfig, parse_config
-from shopcrm.connectors.woocommerce import WooCommerceConnector
+from shopcrm.config.load import parse_config
+from shopcrm.config.schema import AppConfig
+from shopcrm.connectors.woocommerce.connector import WooCommerceConnector
 from shopcrm.sandbox.seed import generate
 from shopcrm.store.db import open_store
 from shopcrm.sync.pull import pull_shop

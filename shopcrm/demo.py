@@ -26,8 +26,8 @@ from rich import box
 from rich.console import Console
 from rich.table import Table
 
-from shopcrm.config import load_config
-from shopcrm.connectors.csv_columns import COLUMNS
+from shopcrm.config.load import load_config
+from shopcrm.connectors.csv.columns import COLUMNS
 from shopcrm.sandbox.seed import Dataset, generate
 from shopcrm.store.db import open_store
 from shopcrm.sync.run import ShopRunResult, run_shops
@@ -40,7 +40,7 @@ log = logging.getLogger(__name__)
 SANDBOXES: tuple[tuple[str, str, str, int, str, str, dict[str, Any]], ...] = (
     (
         "shopify-demo",
-        "shopcrm.sandbox.shopify",
+        "shopcrm.sandbox.shopify.app",
         "ShopifySandbox",
         11,
         "USD",
@@ -49,7 +49,7 @@ SANDBOXES: tuple[tuple[str, str, str, int, str, str, dict[str, Any]], ...] = (
     ),
     (
         "woo-demo",
-        "shopcrm.sandbox.woocommerce",
+        "shopcrm.sandbox.woocommerce.app",
         "WooCommerceSandbox",
         12,
         "EUR",
@@ -58,7 +58,7 @@ SANDBOXES: tuple[tuple[str, str, str, int, str, str, dict[str, Any]], ...] = (
     ),
     (
         "bigcommerce-demo",
-        "shopcrm.sandbox.bigcommerce",
+        "shopcrm.sandbox.bigcommerce.app",
         "BigCommerceSandbox",
         13,
         "GBP",

@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy import delete, select
 from sqlmodel import Session
 
-from shopcrm.connectors.base import CustomerRecord, OrderLineRecord, OrderRecord
+from shopcrm.records import CustomerRecord, OrderLineRecord, OrderRecord
 from shopcrm.store.db import Store
 from shopcrm.store.models import (
     Customer,

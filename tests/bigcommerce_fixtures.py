@@ -14,9 +14,10 @@ from typing import Any
 
 from sqlmodel import select
 
-from shopcrm.config import AppConfig, BigCommerceShop, parse_config
-from shopcrm.connectors.bigcommerce import MANAGED_ATTRIBUTE, split_tags
-from shopcrm.sandbox.bigcommerce import BigCommerceSandbox
+from shopcrm.config.load import parse_config
+from shopcrm.config.schema import AppConfig, BigCommerceShop
+from shopcrm.connectors.bigcommerce.connector import MANAGED_ATTRIBUTE, split_tags
+from shopcrm.sandbox.bigcommerce.app import BigCommerceSandbox
 from shopcrm.sandbox.seed import Dataset, generate
 from shopcrm.store.db import Store
 from shopcrm.store.models import Customer, Order, OrderLine, Shop

@@ -9,8 +9,9 @@ from typing import Any
 
 from sqlmodel import select
 
-from shopcrm.config import AppConfig, parse_config
-from shopcrm.connectors.csv_import import CsvConnector
+from shopcrm.config.load import parse_config
+from shopcrm.config.schema import AppConfig
+from shopcrm.connectors.csv.connector import CsvConnector
 from shopcrm.store.db import Store
 from shopcrm.store.models import Customer, Order, OrderLine
 

@@ -17,16 +17,10 @@ from typing import Any
 
 from sqlalchemy import delete, select
 
-from shopcrm.config import AppConfig, parse_config
-from shopcrm.connectors.base import (
-    CustomerRecord,
-    OrderRecord,
-    Page,
-    ShopFacts,
-    TagChange,
-    TagResult,
-)
+from shopcrm.config.load import parse_config
+from shopcrm.config.schema import AppConfig
 from shopcrm.errors import PlatformUnavailable
+from shopcrm.records import CustomerRecord, OrderRecord, Page, ShopFacts, TagChange, TagResult
 from shopcrm.store.db import Store
 from shopcrm.store.models import Customer, SegmentMembership, Shop
 

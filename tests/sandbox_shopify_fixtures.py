@@ -12,7 +12,7 @@ from typing import Any
 import requests
 
 from shopcrm.sandbox.seed import Dataset, generate
-from shopcrm.sandbox.shopify import ShopifySandbox
+from shopcrm.sandbox.shopify.app import ShopifySandbox
 
 ANCHOR = date(2026, 11, 1)
 VERSION = "2026-10"

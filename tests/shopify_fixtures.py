@@ -7,7 +7,7 @@ from typing import Any
 
 from pydantic import SecretStr
 
-from shopcrm.config import AppConfig, Defaults, ShopifyCredentials, ShopifyShop, SyncSettings
+from shopcrm.config.schema import AppConfig, Defaults, ShopifyCredentials, ShopifyShop, SyncSettings
 
 TOKEN = "shpat_unit_test_token_9f8e7d6c"
 CLIENT_SECRET = "shpss_unit_test_secret_1a2b3c"

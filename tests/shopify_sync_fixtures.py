@@ -13,9 +13,10 @@ from typing import Any
 
 from sqlalchemy import select
 
-from shopcrm.config import AppConfig, ShopConfig, parse_config
+from shopcrm.config.load import parse_config
+from shopcrm.config.schema import AppConfig, ShopConfig
 from shopcrm.sandbox.seed import Dataset, generate
-from shopcrm.sandbox.shopify import ShopifySandbox
+from shopcrm.sandbox.shopify.app import ShopifySandbox
 from shopcrm.store.db import Store
 from shopcrm.store.models import Customer, Order, OrderLine, Shop
 

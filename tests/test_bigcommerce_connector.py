@@ -14,9 +14,8 @@ import responses
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from shopcrm.config import parse_config
-from shopcrm.connectors.base import CustomerRecord, TagChange
-from shopcrm.connectors.bigcommerce import (
+from shopcrm.config.load import parse_config
+from shopcrm.connectors.bigcommerce.connector import (
     PAGE_LIMIT,
     BigCommerceConnector,
     RateLimitPacer,
@@ -24,6 +23,7 @@ from shopcrm.connectors.bigcommerce import (
     parse_rfc2822,
 )
 from shopcrm.errors import AuthError, PlatformUnavailable
+from shopcrm.records import CustomerRecord, TagChange
 
 BASE = "https://api.bigcommerce.com/stores/abc123"
 SECRET = "tok-very-secret-91d"

@@ -19,8 +19,8 @@ from openapi_core import OpenAPI
 from openapi_core.exceptions import OpenAPIError
 from openapi_core.testing import MockRequest, MockResponse
 
-from shopcrm.connectors.base import TagChange
-from shopcrm.connectors.bigcommerce import BigCommerceConnector
+from shopcrm.connectors.bigcommerce.connector import BigCommerceConnector
+from shopcrm.records import TagChange
 from shopcrm.store.db import open_store
 from shopcrm.sync.pull import pull_shop
 from tests.bigcommerce_fixtures import config_for, dataset, sandbox, shop_of

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 import pytest
 import requests
 
-from shopcrm.sandbox.bigcommerce import BigCommerceSandbox
+from shopcrm.sandbox.bigcommerce.app import BigCommerceSandbox
 from tests.bigcommerce_fixtures import TOKEN, dataset, sandbox
 
 

@@ -9,8 +9,12 @@ from datetime import timedelta
 
 import pytest
 
-from shopcrm.connectors.base import TagChange
-from shopcrm.connectors.bigcommerce import MANAGED_ATTRIBUTE, PAGE_LIMIT, BigCommerceConnector
+from shopcrm.connectors.bigcommerce.connector import (
+    MANAGED_ATTRIBUTE,
+    PAGE_LIMIT,
+    BigCommerceConnector,
+)
+from shopcrm.records import TagChange
 from shopcrm.store.db import Store, open_store
 from shopcrm.sync.pull import pull_shop
 from tests.bigcommerce_fixtures import (

@@ -18,8 +18,9 @@ from typer.testing import CliRunner, Result
 
 import shopcrm
 from shopcrm import errors
-from shopcrm.cli import app
-from shopcrm.config import EXAMPLE_PATH, load_config
+from shopcrm.cli.main import app
+from shopcrm.config.load import load_config
+from shopcrm.config.schema import EXAMPLE_PATH
 from shopcrm.errors import EXIT_FAILED, EXIT_TEMPFAIL, EXIT_USAGE, ShopcrmError, exit_code_for
 from shopcrm.store.db import current_revision, head_revision, make_engine
 

@@ -12,8 +12,8 @@ import pytest
 from sqlalchemy.engine import make_url
 from typer.testing import CliRunner
 
-from shopcrm.cli import app
-from shopcrm.config import load_config, parse_config
+from shopcrm.cli.main import app
+from shopcrm.config.load import load_config, parse_config
 from shopcrm.log import setup_logging
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -58,7 +58,7 @@ def check(
 def test_the_example_loads_with_the_variables_it_references() -> None:
     assert {"SHOPIFY_TOKEN", "WOO_KEY", "WOO_SECRET", "BC_TOKEN"} <= set(SECRETS)
     assert EXAMPLE.is_symlink()
-    assert EXAMPLE.resolve() == ROOT / "shopcrm" / "config.example.yaml"
+    assert EXAMPLE.resolve() == ROOT / "shopcrm" / "config" / "example.yaml"
 
     config = load_config(EXAMPLE, env=SECRETS)
 

@@ -11,12 +11,12 @@ import pytest
 import requests
 import responses
 
-from shopcrm.connectors.base import TagChange
 from shopcrm.connectors.http import HttpClient
-from shopcrm.connectors.shopify import ShopifyConnector
-from shopcrm.connectors.shopify_auth import ShopifyAuth
-from shopcrm.connectors.shopify_queries import MUTATIONS_PER_DOCUMENT, ORDER_LINES
+from shopcrm.connectors.shopify.auth import ShopifyAuth
+from shopcrm.connectors.shopify.connector import ShopifyConnector
+from shopcrm.connectors.shopify.queries import MUTATIONS_PER_DOCUMENT, ORDER_LINES
 from shopcrm.errors import AuthError, PlatformError, PlatformUnavailable
+from shopcrm.records import TagChange
 from tests.shopify_fixtures import (
     CLIENT_SECRET,
     GRAPHQL_URL,

@@ -9,7 +9,7 @@ import pytest
 from graphql import GraphQLSchema, build_schema, parse, validate
 from graphql.validation import NoDeprecatedCustomRule
 
-from shopcrm.connectors import shopify_queries as q
+from shopcrm.connectors.shopify import queries as q
 
 SCHEMA_FILES = ("admin-2026-07.graphql", "admin-2026-10.graphql")
 

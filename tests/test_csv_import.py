@@ -13,11 +13,11 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from shopcrm.config import CsvShop
-from shopcrm.connectors.base import CustomerRecord, OrderLineRecord, OrderRecord, TagChange
-from shopcrm.connectors.csv_import import NO_TAGS, CsvConnector, skip_invalid_rows
-from shopcrm.connectors.csv_values import CellError, CellParser
+from shopcrm.config.schema import CsvShop
+from shopcrm.connectors.csv.connector import NO_TAGS, CsvConnector, skip_invalid_rows
+from shopcrm.connectors.csv.values import CellError, CellParser
 from shopcrm.errors import ConfigError, InputError
+from shopcrm.records import CustomerRecord, OrderLineRecord, OrderRecord, TagChange
 from tests.csv_fixtures import (
     EXPORTED,
     HEADER,

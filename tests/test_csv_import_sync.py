@@ -9,7 +9,7 @@ from pathlib import Path
 from sqlmodel import select
 from typer.testing import CliRunner
 
-from shopcrm.cli import app
+from shopcrm.cli.main import app
 from shopcrm.store.db import Store
 from shopcrm.store.models import SyncRun
 from shopcrm.sync.pull import pull_shop

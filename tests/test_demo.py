@@ -12,7 +12,7 @@ from pathlib import Path
 
 from typer.testing import CliRunner
 
-from shopcrm.cli import app
+from shopcrm.cli.main import app
 
 DEMO_SHOPS = ("shopify-demo", "woo-demo", "bigcommerce-demo", "pos-demo")
 
@@ -33,7 +33,7 @@ def test_demo_from_a_fresh_process_completes_under_a_minute(tmp_path: Path) -> N
         [
             sys.executable,
             "-c",
-            "from shopcrm.cli import main; main()",
+            "from shopcrm.cli.main import main; main()",
             "demo",
             "--customers",
             "150",

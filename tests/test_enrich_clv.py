@@ -9,7 +9,7 @@ import pytest
 from scipy import integrate
 from scipy.special import betaln, gammaln
 
-from shopcrm.config import ClvSettings
+from shopcrm.config.schema import ClvSettings
 from shopcrm.enrich import clv
 
 TRUTH_BG = clv.BgNbdParams(r=0.8, alpha=20.0, a=1.5, b=6.0)

@@ -25,14 +25,15 @@ import numpy as np
 import pytest
 from sqlalchemy import delete, select, text, update
 
-from shopcrm.config import parse_config
-from shopcrm.connectors.base import CustomerRecord, OrderLineRecord, OrderRecord
-from shopcrm.enrich import dbio, pipeline, run_enrich, write
+from shopcrm.config.load import parse_config
+from shopcrm.enrich import dbio, pipeline, write
 from shopcrm.enrich.codes import distinct_codes, find
 from shopcrm.enrich.load import load_lines, load_store
+from shopcrm.enrich.pipeline import run_enrich
 from shopcrm.enrich.rfm import SEGMENTS, quintile_scores, segment_names
 from shopcrm.enrich.write import fingerprints
 from shopcrm.errors import StoreError
+from shopcrm.records import CustomerRecord, OrderLineRecord, OrderRecord
 from shopcrm.store.db import open_store
 from shopcrm.store.emails import normalise_email
 from shopcrm.store.models import (

@@ -16,12 +16,12 @@ from sqlalchemy import func, select
 from sqlmodel import SQLModel
 from typer.testing import CliRunner
 
-from shopcrm.cli import app
-from shopcrm.config import parse_config
-from shopcrm.connectors.base import CustomerRecord, OrderRecord
-from shopcrm.enrich import model_shop, pipeline, run_enrich
-from shopcrm.enrich.pipeline import STAGES, enrichment_lock
+from shopcrm.cli.main import app
+from shopcrm.config.load import parse_config
+from shopcrm.enrich import pipeline
+from shopcrm.enrich.pipeline import STAGES, enrichment_lock, model_shop, run_enrich
 from shopcrm.errors import LockHeld
+from shopcrm.records import CustomerRecord, OrderRecord
 from shopcrm.store.db import open_store
 from shopcrm.store.models import (
     Customer,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from shopcrm.config import parse_config
+from shopcrm.config.load import parse_config
 from shopcrm.enrich.rules import Column, RuleError, parse_rule
 from shopcrm.errors import ConfigError
 

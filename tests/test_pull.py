@@ -10,8 +10,8 @@ import pytest
 from sqlmodel import select
 
 from shopcrm import errors
-from shopcrm.config import parse_config
-from shopcrm.connectors.base import (
+from shopcrm.config.load import parse_config
+from shopcrm.records import (
     CustomerRecord,
     OrderLineRecord,
     OrderRecord,

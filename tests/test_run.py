@@ -198,7 +198,7 @@ def test_the_cli_refuses_a_running_shop_within_a_second(store: Store, tmp_path: 
         "  - {name: pos, platform: csv, path: pos, currency: EUR}\n",
         encoding="utf-8",
     )
-    command = [sys.executable, "-c", "from shopcrm.cli import main; main()"]
+    command = [sys.executable, "-c", "from shopcrm.cli.main import main; main()"]
     command += ["--config", str(config), "run", "--shop", "pos"]
     with shop_lock(store, "pos"):
         before = resource.getrusage(resource.RUSAGE_CHILDREN)

@@ -12,14 +12,15 @@ import yaml
 from sqlalchemy import select
 from typer.testing import CliRunner
 
-from shopcrm.cli import app
-from shopcrm.config import AppConfig, parse_config
-from shopcrm.connectors import make_connector
-from shopcrm.enrich import run_enrich
-from shopcrm.sandbox.bigcommerce import BigCommerceSandbox
+from shopcrm.cli.main import app
+from shopcrm.config.load import parse_config
+from shopcrm.config.schema import AppConfig
+from shopcrm.connectors.registry import make_connector
+from shopcrm.enrich.pipeline import run_enrich
+from shopcrm.sandbox.bigcommerce.app import BigCommerceSandbox
 from shopcrm.sandbox.seed import generate
-from shopcrm.sandbox.shopify import ShopifySandbox
-from shopcrm.sandbox.woocommerce import WooCommerceSandbox
+from shopcrm.sandbox.shopify.app import ShopifySandbox
+from shopcrm.sandbox.woocommerce.app import WooCommerceSandbox
 from shopcrm.store.db import Store, open_store
 from shopcrm.store.models import Customer, SegmentMembership, Shop, SyncRun
 from shopcrm.sync.push import push_shop

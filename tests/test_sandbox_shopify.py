@@ -9,7 +9,7 @@ from decimal import Decimal
 import pytest
 import requests
 
-from shopcrm.sandbox.shopify import ShopifySandbox
+from shopcrm.sandbox.shopify.app import ShopifySandbox
 from tests.sandbox_shopify_fixtures import Client, small_shop
 
 CUSTOMERS = """

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 import requests
 
-from shopcrm.sandbox.shopify import ShopifySandbox
+from shopcrm.sandbox.shopify.app import ShopifySandbox
 from tests.sandbox_shopify_fixtures import Client, small_shop
 
 RUN = """mutation($q: String!) { bulkOperationRunQuery(query: $q) {

@@ -9,8 +9,8 @@ import sys
 import requests
 import yaml
 
-from shopcrm.config import ShopifyShop
-from shopcrm.sandbox.shopify import ShopifySandbox, banner
+from shopcrm.config.schema import ShopifyShop
+from shopcrm.sandbox.shopify.app import ShopifySandbox, banner
 from tests.sandbox_shopify_fixtures import small_shop
 
 
@@ -38,7 +38,7 @@ def test_command_serves_until_interrupted() -> None:
     command = [
         sys.executable,
         "-c",
-        "from shopcrm.cli import main; main()",
+        "from shopcrm.cli.main import main; main()",
         "sandbox",
         "shopify",
         "--port",

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 from graphql import parse
 
-from shopcrm.sandbox.shopify import ShopifySandbox
-from shopcrm.sandbox.shopify_cost import LeakyBucket, QueryCost
-from shopcrm.sandbox.shopify_schema import sandbox_schema
+from shopcrm.sandbox.shopify.app import ShopifySandbox
+from shopcrm.sandbox.shopify.cost import LeakyBucket, QueryCost
+from shopcrm.sandbox.shopify.schema import sandbox_schema
 from tests.sandbox_shopify_fixtures import Client, small_shop
 
 

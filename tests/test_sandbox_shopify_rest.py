@@ -9,7 +9,7 @@ from datetime import datetime
 import pytest
 import requests
 
-from shopcrm.sandbox.shopify import ShopifySandbox
+from shopcrm.sandbox.shopify.app import ShopifySandbox
 from tests.sandbox_shopify_fixtures import Client, small_shop
 
 LINK = re.compile(r'<([^>]+)>; rel="(next|previous)"')

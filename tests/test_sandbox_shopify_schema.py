@@ -36,7 +36,7 @@ from graphql import (
     specified_scalar_types,
 )
 
-from shopcrm.sandbox.shopify_schema import SUBSET_PATH, parse_file, prune, sandbox_schema
+from shopcrm.sandbox.shopify.schema import SUBSET_PATH, parse_file, prune, sandbox_schema
 
 KINDS: dict[type, type] = {
     GraphQLObjectType: ObjectTypeDefinitionNode,

@@ -15,7 +15,7 @@ from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 from sqlalchemy import select
 
-from shopcrm.config import parse_config
+from shopcrm.config.load import parse_config
 from shopcrm.store.db import Store, open_store
 from shopcrm.store.models import SyncRun
 from shopcrm.sync.scheduler import build_scheduler

@@ -21,11 +21,11 @@ import yaml
 from sqlalchemy import select
 from typer.testing import CliRunner
 
-from shopcrm.cli import app
-from shopcrm.connectors.base import Page, TagChange
-from shopcrm.connectors.shopify import ShopifyConnector
-from shopcrm.sandbox.shopify import ShopifySandbox
-from shopcrm.sandbox.shopify_render import MoneyRenderer
+from shopcrm.cli.main import app
+from shopcrm.connectors.shopify.connector import ShopifyConnector
+from shopcrm.records import Page, TagChange
+from shopcrm.sandbox.shopify.app import ShopifySandbox
+from shopcrm.sandbox.shopify.render import MoneyRenderer
 from shopcrm.store.db import Store, open_store
 from shopcrm.store.models import SyncRun, SyncState
 from shopcrm.sync.pull import pull_shop

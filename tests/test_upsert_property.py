@@ -20,7 +20,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import text
 
-from shopcrm.connectors.base import CustomerRecord, OrderLineRecord, OrderRecord, Page
+from shopcrm.records import CustomerRecord, OrderLineRecord, OrderRecord, Page
 from shopcrm.store.db import Store
 from shopcrm.store.upsert import CUSTOMERS, ORDERS, ensure_shop, write_page
 from tests._factories import (

@@ -12,10 +12,9 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 import responses
 
-from shopcrm.config import parse_config
-from shopcrm.connectors.base import TagChange
+from shopcrm.config.load import parse_config
 from shopcrm.connectors.http import HttpClient
-from shopcrm.connectors.woocommerce import (
+from shopcrm.connectors.woocommerce.connector import (
     API_PATH,
     WooCommerceConnector,
     customer_record,
@@ -23,6 +22,7 @@ from shopcrm.connectors.woocommerce import (
     order_record,
 )
 from shopcrm.errors import AuthError, PlatformError
+from shopcrm.records import TagChange
 
 KEY = "ck_unit_0123456789"
 SECRET = "cs_unit_SECRET_abcdef0123456789"

@@ -25,9 +25,9 @@ from urllib.parse import parse_qsl, urlencode, urlsplit
 import pytest
 import requests
 
-from shopcrm.sandbox import woocommerce_shapes as shapes
 from shopcrm.sandbox.seed import SeedRefund, generate
-from shopcrm.sandbox.woocommerce import WooCommerceSandbox
+from shopcrm.sandbox.woocommerce import shapes
+from shopcrm.sandbox.woocommerce.app import WooCommerceSandbox
 from tests.woocommerce_fixtures import (
     API,
     KEY,

@@ -12,10 +12,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from shopcrm.connectors.base import TagChange
-from shopcrm.connectors.woocommerce import WooCommerceConnector
-from shopcrm.sandbox import woocommerce_shapes as shapes
+from shopcrm.connectors.woocommerce.connector import WooCommerceConnector
+from shopcrm.records import TagChange
 from shopcrm.sandbox.seed import generate
+from shopcrm.sandbox.woocommerce import shapes
 from shopcrm.store.db import Store, open_store
 from shopcrm.sync.pull import pull_shop
 from tests.sync_kill import kill_when

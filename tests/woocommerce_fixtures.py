@@ -17,10 +17,11 @@ import requests
 from sqlalchemy import select
 from woocommerce.oauth import OAuth
 
-from shopcrm.config import AppConfig, parse_config
-from shopcrm.sandbox import woocommerce_shapes as shapes
+from shopcrm.config.load import parse_config
+from shopcrm.config.schema import AppConfig
 from shopcrm.sandbox.seed import Dataset, generate
-from shopcrm.sandbox.woocommerce import WooCommerceSandbox
+from shopcrm.sandbox.woocommerce import shapes
+from shopcrm.sandbox.woocommerce.app import WooCommerceSandbox
 from shopcrm.store.db import Store
 from shopcrm.store.models import Customer, Order, OrderLine
 

@@ -1,24 +1,3 @@
-"""Connectors: one module per platform, all built the same way from a shop's config."""
-
-from __future__ import annotations
-
-from importlib import import_module
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:
-    from shopcrm.config import AppConfig, ShopConfig
-    from shopcrm.connectors.base import Connector
-
-# platform -> (module, class); imported only when a shop of that platform is used
-_CONNECTORS = {
-    "shopify": ("shopcrm.connectors.shopify", "ShopifyConnector"),
-    "woocommerce": ("shopcrm.connectors.woocommerce", "WooCommerceConnector"),
-    "bigcommerce": ("shopcrm.connectors.bigcommerce", "BigCommerceConnector"),
-    "csv": ("shopcrm.connectors.csv_import", "CsvConnector"),
-}
-
-
-def make_connector(shop: ShopConfig, config: AppConfig) -> Connector:
-    """The connector for one configured shop."""
-    module, name = _CONNECTORS[shop.platform]
-    return getattr(import_module(module), name)(shop, config)
+"""Connectors: one subpackage per platform (`shopify`, `woocommerce`, `bigcommerce`, `csv`), each
+built from a shop's config through `registry.make_connector`; `base` is their contract, `http`
+the one HTTP client they share."""

@@ -1,10 +1,7 @@
 """Enrichment: identity, purchase history, RFM, predicted lifetime value and segments.
 
-`run_enrich` is the entry point (`pipeline`). `history`, `rfm`, `clv`, `rules`, `segments` and
+`pipeline.run_enrich` is the entry point. `history`, `rfm`, `clv`, `rules`, `segments` and
 `purchases` are pure functions over arrays; all SQL lives in `identity`, `load` and `write`, and
-all dialect knowledge in `dbio` (docs/enrichment.md has the rules).
+all dialect knowledge in `dbio` (docs/enrichment.md has the rules). `syntax` is what the config
+may check of enrichment's settings.
 """
-
-from shopcrm.enrich.pipeline import EnrichReport, ShopReport, model_shop, run_enrich
-
-__all__ = ["EnrichReport", "ShopReport", "model_shop", "run_enrich"]

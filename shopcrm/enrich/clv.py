@@ -30,7 +30,7 @@ from numpy.typing import NDArray
 from scipy.optimize import minimize
 from scipy.special import betaln, digamma, expit, gammaln, hyp2f1
 
-from shopcrm.config import ClvSettings
+from shopcrm.config.schema import ClvSettings
 from shopcrm.enrich.codes import distinct_codes
 
 FloatArray = NDArray[np.float64]

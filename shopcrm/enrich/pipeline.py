@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from shopcrm.config import AppConfig, ShopConfig
+from shopcrm.config.schema import AppConfig, ShopConfig
 from shopcrm.enrich import clv, history, rfm, segments
 from shopcrm.enrich.codes import distinct_codes
 from shopcrm.enrich.dbio import executor_for

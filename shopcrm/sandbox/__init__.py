@@ -1,47 +1,7 @@
 """Local stand-ins of the platforms' APIs, for the demo, the tests and anyone's curl.
 
-Each platform module (`shopify`, `woocommerce`, `bigcommerce`) offers a `PlatformSandbox`: it
-serves one or more seeded `Dataset`s on 127.0.0.1 through a `SandboxServer` (fault injection in
-`.server.faults`, request counts in `.server.stats`) and can describe itself as a shop entry for
-the config file.
+Each platform package (`shopify`, `woocommerce`, `bigcommerce`) has an `app` module whose
+`PlatformSandbox` (`base`) serves one or more seeded `Dataset`s (`seed`) on 127.0.0.1 through a
+`SandboxServer` (`server`: fault injection in `.faults`, request counts in `.stats`) and can
+describe itself as a shop entry for the config file. Nothing here imports the product.
 """
-
-from __future__ import annotations
-
-from abc import ABC, abstractmethod
-from types import TracebackType
-from typing import Any, Self
-
-from shopcrm.sandbox.seed import Dataset
-from shopcrm.sandbox.server import SandboxServer
-
-
-class PlatformSandbox(ABC):
-    """Start/stop and context management shared by the platform sandboxes."""
-
-    server: SandboxServer
-    dataset: Dataset
-
-    @property
-    def url(self) -> str:
-        return self.server.url
-
-    @abstractmethod
-    def shop_entry(self, name: str) -> tuple[dict[str, Any], dict[str, str]]:
-        """A `shops:` entry pointing shopcrm at this sandbox, with `${VAR}` credential
-        references, and the environment values for those variables."""
-
-    def start(self) -> Self:
-        self.server.start()
-        return self
-
-    def stop(self) -> None:
-        self.server.stop()
-
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(
-        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.stop()

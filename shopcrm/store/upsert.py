@@ -17,7 +17,7 @@ from sqlalchemy import Table, delete, insert, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session
 
-from shopcrm.connectors.base import CustomerRecord, OrderRecord, Page
+from shopcrm.records import CustomerRecord, OrderRecord, Page
 from shopcrm.store.emails import normalise_email
 from shopcrm.store.models import Customer, Order, OrderLine, Shop, SyncState
 

@@ -16,11 +16,12 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from shopcrm.config import AppConfig, ShopConfig
-from shopcrm.connectors import make_connector
-from shopcrm.connectors.base import Connector, Page, ShopFacts
+from shopcrm.config.schema import AppConfig, ShopConfig
+from shopcrm.connectors.base import Connector
+from shopcrm.connectors.registry import make_connector
 from shopcrm.errors import ShopcrmError
 from shopcrm.log import redact
+from shopcrm.records import Page, ShopFacts
 from shopcrm.store.db import Store
 from shopcrm.store.models import SyncRun
 from shopcrm.store.upsert import (

@@ -26,11 +26,12 @@ from typing import Any
 from sqlalchemy import distinct, func, select
 from sqlmodel import Session
 
-from shopcrm.config import AppConfig, ShopConfig
-from shopcrm.connectors import make_connector
-from shopcrm.connectors.base import Connector, TagChange, TagResult
+from shopcrm.config.schema import AppConfig, ShopConfig
+from shopcrm.connectors.base import Connector
+from shopcrm.connectors.registry import make_connector
 from shopcrm.errors import LockHeld, PushRefused, ShopcrmError
 from shopcrm.log import redact
+from shopcrm.records import TagChange, TagResult
 from shopcrm.store.db import Store
 from shopcrm.store.models import Customer, Order, PushLog, SegmentMembership, Shop
 from shopcrm.sync.lock import shop_lock

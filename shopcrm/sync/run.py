@@ -15,9 +15,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from shopcrm.config import AppConfig, ShopConfig
-from shopcrm.connectors import make_connector
+from shopcrm.config.schema import AppConfig, ShopConfig
 from shopcrm.connectors.base import Connector
+from shopcrm.connectors.registry import make_connector
 from shopcrm.errors import LockHeld, RunFailed, RunInterrupted, ShopcrmError
 from shopcrm.log import redact
 from shopcrm.store.db import Store
@@ -67,7 +67,7 @@ class _StopAfterPage:
 
 
 def _default_enrich(store: Store, config: AppConfig, *, shop_name: str) -> Any:
-    from shopcrm.enrich import run_enrich
+    from shopcrm.enrich.pipeline import run_enrich
 
     return run_enrich(store, config, shop_name=shop_name)
 

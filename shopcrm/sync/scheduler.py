@@ -24,7 +24,7 @@ from apscheduler.triggers.base import BaseTrigger
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
-from shopcrm.config import AppConfig, ShopConfig
+from shopcrm.config.schema import AppConfig, ShopConfig
 from shopcrm.errors import UsageError
 from shopcrm.store.db import Store
 from shopcrm.sync.run import ShopRunResult, run_shop

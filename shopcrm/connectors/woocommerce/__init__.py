@@ -1,0 +1,1 @@
+"""WooCommerce: the REST API v3 through the `woocommerce` package (`connector`)."""
