@@ -13,7 +13,7 @@ import codecs
 import re
 from datetime import timedelta
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, TypeVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import (
@@ -35,10 +35,18 @@ DEFAULT_CONFIG_PATH = Path("shopcrm.yaml")
 EXAMPLE_PATH = Path(__file__).with_name("example.yaml")
 _DURATION = re.compile(r"^\s*(\d+)\s*([smhd])\s*$")
 _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
+V = TypeVar("V")
 
 
 class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def _unless(problem: str | None, value: V) -> V:
+    """`value`, unless another stage's check found a problem (reported with the key path)."""
+    if problem:
+        raise ValueError(problem)
+    return value
 
 
 def parse_duration(text: str) -> timedelta:
@@ -127,18 +135,12 @@ class SegmentRule(_Model):
     @field_validator("name")
     @classmethod
     def _name(cls, value: str) -> str:
-        problem = segment_name_problem(value)
-        if problem:
-            raise ValueError(problem)
-        return value
+        return _unless(segment_name_problem(value), value)
 
     @field_validator("rule")
     @classmethod
     def _rule(cls, value: str) -> str:
-        problem = rule_problem(value)
-        if problem:
-            raise ValueError(problem)
-        return value
+        return _unless(rule_problem(value), value)
 
 
 class _ShopBase(_Model):
@@ -232,10 +234,7 @@ class CsvShop(_ShopBase):
     @field_validator("columns")
     @classmethod
     def _columns(cls, value: dict[str, str]) -> dict[str, str]:
-        problem = mapping_problem(value)
-        if problem:
-            raise ValueError(problem)
-        return value
+        return _unless(mapping_problem(value), value)
 
 
 ShopConfig = Annotated[
