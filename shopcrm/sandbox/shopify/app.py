@@ -10,7 +10,7 @@
     POST /admin/oauth/access_token             client-credentials grant, tokens that expire
     GET  /bulk-results/{id}.jsonl              bulk operation results (no auth, like a signed URL)
 
-Queries are costed and throttled as Shopify documents (`shopify_cost`), errors have Shopify's
+Queries are costed and throttled as Shopify documents (`cost`), errors have Shopify's
 shapes, and the schema is a pruned copy of the published one (`schema`).
 """
 
