@@ -55,7 +55,9 @@ FORBIDDEN = {
         "shopcrm.sandbox",
         "shopcrm.demo",
     ),
-    "shopcrm.sync": ("shopcrm.cli", "shopcrm.sandbox", "shopcrm.demo"),
+    "shopcrm.sync": ("shopcrm.cli", "shopcrm.sandbox", "shopcrm.demo", "shopcrm.views"),
+    # What the operator sees, read from the store: never from a platform.
+    "shopcrm.views": ("shopcrm.cli", "shopcrm.sandbox", "shopcrm.demo", "shopcrm.connectors"),
     # The sandboxes stand in for the platforms: they know nothing of the product.
     "shopcrm.sandbox": tuple(
         f"shopcrm.{name}"

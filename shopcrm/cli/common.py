@@ -55,6 +55,9 @@ ShopOption = Annotated[
 ]
 
 
+JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON only (for scripts).")]
+
+
 class LogFormat(StrEnum):
     text = "text"
     json = "json"

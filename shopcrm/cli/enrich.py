@@ -6,7 +6,7 @@ from typing import Annotated, Any
 
 import typer
 
-from shopcrm.cli.common import ShopOption, open_configured_store, out, state
+from shopcrm.cli.common import JsonOption, ShopOption, open_configured_store, out, state
 from shopcrm.errors import UsageError
 
 
@@ -29,9 +29,6 @@ AsOfOption = Annotated[
         "Default: today in each shop's timezone.",
     ),
 ]
-
-
-JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON only (for scripts).")]
 
 
 def enrich(

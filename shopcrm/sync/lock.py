@@ -64,10 +64,15 @@ def shop_lock(store: Store, shop: str) -> Iterator[None]:
         yield
 
 
-def _held_by_another(database_url: str, shop: str) -> bool:
+def shop_held(database_url: str, shop: str) -> bool:
+    """Whether another process runs `shop` now; works from the URL alone, without opening the
+    store, and leaves nothing behind (no lock file is created to find out)."""
     url = make_url(database_url)
     if url.get_backend_name() == "sqlite":
-        lock = FileLock(lock_file(url.database, _file_stem(shop)), timeout=0)
+        path = lock_file(url.database, _file_stem(shop))
+        if not path.exists():
+            return False
+        lock = FileLock(path, timeout=0)
         try:
             lock.acquire()
         except Timeout:
@@ -101,5 +106,5 @@ def refuse_if_all_running(database_url: str, shops: Sequence[str]) -> None:
     Raises:
         LockHeld: every shop in `shops` is held by another process.
     """
-    if shops and all(_held_by_another(database_url, shop) for shop in shops):
+    if shops and all(shop_held(database_url, shop) for shop in shops):
         raise _refused(", ".join(shops))

@@ -24,6 +24,7 @@ from shopcrm.log import redact
 from shopcrm.records import Page, ShopFacts
 from shopcrm.store.db import Store
 from shopcrm.store.models import SyncRun
+from shopcrm.store.totals import record_totals
 from shopcrm.store.upsert import (
     CUSTOMERS,
     ORDERS,
@@ -181,6 +182,8 @@ def pull_shop(
             if own_connector:
                 connector.close()
         result.duration_s = round(time.monotonic() - started_clock, 3)
+        with store.session() as session:
+            totals = record_totals(session, shop_id)
         finish_run(
             store,
             run_id,
@@ -191,6 +194,7 @@ def pull_shop(
             orders=result.orders,
             requests=result.requests,
             deleted=result.deleted,
+            totals=totals,
         )
     if result.ok:
         log.info(

@@ -17,6 +17,7 @@ A dry run computes the plan and writes nothing, neither to the platform nor to t
 from __future__ import annotations
 
 import logging
+import time
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -35,6 +36,7 @@ from shopcrm.records import TagChange, TagResult
 from shopcrm.store.db import Store
 from shopcrm.store.models import Customer, Order, PushLog, SegmentMembership, Shop
 from shopcrm.sync.lock import shop_lock
+from shopcrm.sync.pull import finish_run, start_run, utcnow
 
 log = logging.getLogger(__name__)
 
@@ -346,6 +348,42 @@ def _count(
             result.failed += 1
 
 
+def push_details(push: PushResult | None) -> dict[str, Any]:
+    """What a push adds to its `sync_run` row (read back by `shopcrm status`)."""
+    return {
+        "segments": push.plan.segment_sizes if push and push.plan else {},
+        "tags_added": push.tags_added if push else 0,
+        "tags_removed": push.tags_removed if push else 0,
+        "push_failed": push.failed if push else 0,
+    }
+
+
+def _recorded_push(store: Store, config: AppConfig, shop: ShopConfig, **options: Any) -> PushResult:
+    """A push or untag outside `run`, in a `sync_run` row of its own kind; a dry run is not
+    recorded, since it changes nothing."""
+    with store.session() as session:
+        shop_id = _shop_id(session, shop.name)
+    if options.get("dry_run") or shop_id is None:
+        return push_shop(store, config, shop, **options)
+    clock = time.monotonic()
+    run_id = start_run(store, shop_id, "untag" if options.get("untag") else "push", utcnow())
+    try:
+        result = push_shop(store, config, shop, run_id=run_id, **options)
+    except ShopcrmError as exc:
+        outcome = "refused" if isinstance(exc, PushRefused) else "failed"
+        finish_run(store, run_id, outcome=outcome, started=clock, error=str(exc))
+        raise
+    finish_run(
+        store,
+        run_id,
+        outcome="success" if result.ok and not result.failed else "failed",
+        started=clock,
+        error=f"{result.failed} customer(s) failed (see push_log)" if result.failed else None,
+        **push_details(result),
+    )
+    return result
+
+
 def push_shops(
     store: Store, config: AppConfig, shop_name: str | None = None, **options: Any
 ) -> list[PushResult]:
@@ -365,7 +403,7 @@ def push_shops(
     for shop in config.selected(shop_name):
         try:
             with shop_lock(store, shop.name):
-                results.append(push_shop(store, config, shop, **options))
+                results.append(_recorded_push(store, config, shop, **options))
         except ShopcrmError as exc:
             log.error("shop %s: push failed: %s", shop.name, exc, extra={"shop": shop.name})
             results.append(

@@ -25,7 +25,7 @@ from shopcrm.store.upsert import ensure_shop
 from shopcrm.sync.lock import shop_lock
 from shopcrm.sync.progress import LogProgress, Progress
 from shopcrm.sync.pull import PullResult, finish_run, pull_shop, start_run, utcnow
-from shopcrm.sync.push import PushResult, push_shop
+from shopcrm.sync.push import PushResult, push_details, push_shop
 
 log = logging.getLogger(__name__)
 
@@ -187,10 +187,7 @@ def _finish(store: Store, result: ShopRunResult, clock: float) -> None:
         orders=result.pull.orders if result.pull else 0,
         requests=result.pull.requests if result.pull else 0,
         failed_step=result.step or None,
-        segments=push.plan.segment_sizes if push and push.plan else {},
-        tags_added=push.tags_added if push else 0,
-        tags_removed=push.tags_removed if push else 0,
-        push_failed=push.failed if push else 0,
+        **push_details(push),
     )
 
 
