@@ -73,6 +73,11 @@ def _translate_sqlite(context: ExceptionContext) -> None:
         raise translated from context.original_exception
 
 
+def translate_sqlite_errors(engine: Engine) -> None:
+    """Raise StoreLocked / StoreDamaged instead of SQLite's own errors on every connection."""
+    event.listen(engine, "handle_error", _translate_sqlite)
+
+
 def _busy_timeout(raw: Any) -> float:
     value = raw[-1] if isinstance(raw, tuple) else raw
     try:
@@ -111,7 +116,7 @@ def make_engine(url: str) -> Engine:
         timeout = _busy_timeout(parsed.query.get("timeout", SQLITE_BUSY_TIMEOUT_MS / 1000))
         engine = create_engine(parsed, connect_args={"timeout": timeout})
         event.listen(engine, "connect", partial(_sqlite_pragmas, timeout))
-        event.listen(engine, "handle_error", _translate_sqlite)
+        translate_sqlite_errors(engine)
         return engine
     if parsed.get_backend_name() != "postgresql":
         raise ConfigError(
