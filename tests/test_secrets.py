@@ -157,7 +157,7 @@ def test_planted_tokens_never_appear(
     )
     assert "503" in runs["sync, 503"].output
     dump = store_dump(tmp_path / "crm.db")
-    assert "INSERT INTO" in dump and "failed" in dump  # the failures are recorded in the store
+    assert "'failed'" in dump  # the failures are recorded in the store, so it is grepped too
     for name, result in runs.items():
         for text in texts_of(result):
             for secret in SECRETS:
