@@ -6,7 +6,6 @@ from __future__ import annotations
 import logging
 import time
 import tracemalloc
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -16,14 +15,7 @@ from shopcrm.cli.main import app
 from shopcrm.config.load import load_config
 from shopcrm.errors import EXIT_USAGE, ConfigError
 
-
-@pytest.fixture(autouse=True)
-def _restore_root_logger() -> Iterator[None]:
-    root = logging.getLogger()
-    handlers, level = root.handlers[:], root.level
-    yield
-    root.handlers[:] = handlers
-    root.setLevel(level)
+pytestmark = pytest.mark.usefixtures("restore_root_logger")
 
 
 def bomb(path: Path, levels: int) -> Path:

@@ -7,7 +7,6 @@ talks to the shops runs through the CLI with text and JSON logs, on success and 
 
 from __future__ import annotations
 
-import logging
 import sqlite3
 import traceback
 from collections.abc import Iterator
@@ -36,13 +35,7 @@ WRONG = {name: value.replace("PLANTED", "WRONGTOK") for name, value in PLANTED.i
 SECRETS = [*PLANTED.values(), *WRONG.values()]
 
 
-@pytest.fixture(autouse=True)
-def _restore_root_logger() -> Iterator[None]:
-    root = logging.getLogger()
-    handlers, level = root.handlers[:], root.level
-    yield
-    root.handlers[:] = handlers
-    root.setLevel(level)
+pytestmark = pytest.mark.usefixtures("restore_root_logger")
 
 
 @pytest.fixture

@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import json
-import logging
 import shutil
 import sqlite3
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -18,14 +16,7 @@ from shopcrm.errors import EXIT_FAILED, EXIT_USAGE
 from shopcrm.store.db import head_revision, open_store
 from tests.conftest import Databases
 
-
-@pytest.fixture(autouse=True)
-def _restore_root_logger() -> Iterator[None]:
-    root = logging.getLogger()
-    handlers, level = root.handlers[:], root.level
-    yield
-    root.handlers[:] = handlers
-    root.setLevel(level)
+pytestmark = pytest.mark.usefixtures("restore_root_logger")
 
 
 def config_for(tmp_path: Path, url: str) -> Path:
