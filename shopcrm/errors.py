@@ -4,7 +4,9 @@
      ├── ConfigError              the config file is wrong: fix it and rerun          exit 2
      ├── UsageError               the command line is wrong                           exit 2
      ├── StoreError               the local store failed                              exit 1
-     │    └── SchemaOutOfDate     the store needs `shopcrm db upgrade`                exit 2
+     │    ├── SchemaOutOfDate     the store needs `shopcrm db upgrade`                exit 2
+     │    ├── StoreDamaged        the store file is not a sound SQLite database       exit 2
+     │    └── StoreLocked         another process holds the store; retry later        exit 75
      ├── InputError               a source file (CSV export) has bad rows             exit 1
      ├── PlatformError            the platform answered with an error                 exit 1
      │    ├── AuthError           credentials refused: fatal for that shop            exit 1
@@ -60,6 +62,19 @@ class SchemaOutOfDate(StoreError):
     """The store's schema is behind the code; `shopcrm db upgrade` fixes it."""
 
     exit_code = EXIT_USAGE
+
+
+class StoreDamaged(StoreError):
+    """The store's file is not SQLite or is corrupt: restore a backup (`shopcrm db check`)."""
+
+    exit_code = EXIT_USAGE
+
+
+class StoreLocked(StoreError):
+    """Another process (a shell's `BEGIN EXCLUSIVE`, a backup tool) kept the store locked past
+    the busy timeout; nothing was written."""
+
+    exit_code = EXIT_TEMPFAIL
 
 
 class InputError(ShopcrmError):

@@ -6,6 +6,7 @@ throwaway server this session starts on 127.0.0.1 (tests/pg.py); it is never ski
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 import uuid
@@ -134,3 +135,13 @@ def store(databases: Databases) -> Iterator[Store]:
     st = open_store(databases.ready())
     yield st
     st.close()
+
+
+@pytest.fixture
+def restore_root_logger() -> Iterator[None]:
+    """The CLI's setup_logging replaces the root handlers; put pytest's back afterwards."""
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    yield
+    root.handlers[:] = handlers
+    root.setLevel(level)

@@ -82,6 +82,11 @@ class State:
             self._config = load_config(self.config_path)
         return self._config
 
+    @property
+    def shops_config(self) -> AppConfig:
+        """The config of a command that works on shops: refused when it has none."""
+        return self.config.require_shops()
+
 
 def state(ctx: typer.Context) -> State:
     return ctx.ensure_object(State) if ctx.obj is None else ctx.obj

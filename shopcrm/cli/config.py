@@ -6,6 +6,7 @@ import typer
 import yaml
 
 from shopcrm.cli.common import command_group, out, state
+from shopcrm.config.load import read_yaml
 from shopcrm.config.schema import EXAMPLE_PATH
 from shopcrm.errors import UsageError
 
@@ -32,8 +33,11 @@ def init(ctx: typer.Context) -> None:
 
 @config_app.command("check")
 def config_check(ctx: typer.Context) -> None:
-    """Validate the config and print it resolved, with secrets masked."""
+    """Validate the config and print it resolved, with secrets masked; an empty file is an
+    error (a file that sets only the database is valid: it serves `db` commands)."""
     cfg = state(ctx).config
+    if not cfg.shops and not read_yaml(state(ctx).config_path):
+        cfg.require_shops()
     out.print(yaml.safe_dump(cfg.masked(), sort_keys=False).rstrip(), markup=False)
     out.print(f"config OK: {len(cfg.shops)} shop(s)", markup=False)
 

@@ -42,7 +42,7 @@ def enrich(
 
     from shopcrm.enrich.pipeline import run_enrich
 
-    cfg = state(ctx).config
+    cfg = state(ctx).shops_config
     cfg.selected(shop)
     day = _as_of_date(as_of)
     with open_configured_store(ctx) as store:
@@ -80,7 +80,7 @@ def model(
     from shopcrm.enrich.pipeline import model_shop
     from shopcrm.errors import EXIT_FAILED
 
-    cfg = state(ctx).config
+    cfg = state(ctx).shops_config
     cfg.shop(shop)
     day = _as_of_date(as_of)
     with open_configured_store(ctx) as store:

@@ -27,7 +27,7 @@ def sync(
     from shopcrm.errors import RunFailed
     from shopcrm.sync.pull import pull_shops
 
-    cfg = state(ctx).config
+    cfg = state(ctx).shops_config
     cfg.selected(shop)
     if skip_invalid:
         from shopcrm.connectors.csv.connector import skip_invalid_rows
@@ -94,7 +94,7 @@ def _push_and_report(ctx: typer.Context, shop: str | None, **options: Any) -> No
     from shopcrm.errors import LockHeld, PushRefused, RunFailed
     from shopcrm.sync.push import push_shops
 
-    cfg = state(ctx).config
+    cfg = state(ctx).shops_config
     cfg.selected(shop)
     with open_configured_store(ctx) as store:
         results = push_shops(store, cfg, shop, **options)
@@ -139,7 +139,7 @@ def run(
     """Pull, enrich and push each shop once (the command for cron); exit 75 if a shop is locked."""
     from shopcrm.sync.lock import refuse_if_all_running
 
-    cfg = state(ctx).config
+    cfg = state(ctx).shops_config
     refuse_if_all_running(cfg.database, [s.name for s in cfg.selected(shop)])
 
     from shopcrm.sync.run import raise_for_results, run_shops
@@ -158,7 +158,7 @@ def schedule(ctx: typer.Context, shop: ShopOption = None) -> None:
     """Run each enabled shop on its schedule until SIGINT/SIGTERM (foreground, for systemd)."""
     from shopcrm.sync.scheduler import serve
 
-    cfg = state(ctx).config
+    cfg = state(ctx).shops_config
     with open_configured_store(ctx) as store:
         serve(store, cfg, shop)
 

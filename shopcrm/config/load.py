@@ -31,6 +31,45 @@ from shopcrm.log import register_secret
 log = logging.getLogger(__name__)
 
 _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+ALIASED_NODES_MAX = 10_000
+
+
+class _AliasBudgetLoader(yaml.SafeLoader):
+    """SafeLoader that refuses, while composing, a document whose aliases would expand to more
+    than ALIASED_NODES_MAX values: a few lines of nested aliases ("billion laughs") otherwise
+    expand to billions of values once walked. Ordinary anchors (`<<: *defaults`) pass."""
+
+    def __init__(self, stream: str) -> None:
+        super().__init__(stream)
+        self._sizes: dict[int, int] = {}  # id(node) -> values it expands to
+        self._aliased = 0
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        alias = self.peek_event() if self.check_event(yaml.AliasEvent) else None
+        node = super().compose_node(parent, index)
+        if alias is not None:
+            size = self._sizes.get(id(node))
+            if size is None:
+                raise yaml.composer.ComposerError(
+                    None, None, "an alias refers to its own ancestor (recursive)", alias.start_mark
+                )
+            self._aliased += size
+            if self._aliased > ALIASED_NODES_MAX:
+                raise yaml.composer.ComposerError(
+                    None,
+                    None,
+                    f"aliases expand to more than {ALIASED_NODES_MAX} values; write them out",
+                    alias.start_mark,
+                )
+            return node
+        if isinstance(node, yaml.SequenceNode):
+            size = 1 + sum(self._sizes[id(child)] for child in node.value)
+        elif isinstance(node, yaml.MappingNode):
+            size = 1 + sum(self._sizes[id(k)] + self._sizes[id(v)] for k, v in node.value)
+        else:
+            size = 1
+        self._sizes[id(node)] = size
+        return node
 
 
 def format_path(loc: tuple[str | int, ...]) -> str:
@@ -125,6 +164,13 @@ def parse_config(
     data: Any, *, env: dict[str, str] | None = None, source: Path | None = None
 ) -> AppConfig:
     """Validate an already-parsed YAML tree into an AppConfig."""
+    return _parse(data, env, source)[0]
+
+
+def _parse(
+    data: Any, env: dict[str, str] | None, source: Path | None
+) -> tuple[AppConfig, list[str]]:
+    """The AppConfig of a YAML tree, and the key paths of the secrets written literally."""
     if data is None:
         data = {}
     if not isinstance(data, dict):
@@ -150,9 +196,11 @@ def parse_config(
                 path=f"shops[{i}].name",
             )
         seen[shop.name] = i
+    literal: list[str] = []
     for path, secret in _secret_paths(config):
         register_secret(secret.get_secret_value())
         if path not in from_env:
+            literal.append(path)
             log.warning("%s: literal secret in the config file; prefer ${ENV_VAR}", path)
     try:
         database = _resolve_database(config.database, source.parent if source else None)
@@ -163,6 +211,8 @@ def parse_config(
         ) from None
     if password:
         register_secret(str(password))
+        if "database" not in from_env:
+            literal.append("database")
     if source is not None:
         shops = [
             s.model_copy(update={"path": source.parent / s.path})
@@ -171,11 +221,27 @@ def parse_config(
             for s in config.shops
         ]
         config = config.model_copy(update={"shops": shops})
-    return config.model_copy(update={"database": database})
+    return config.model_copy(update={"database": database}), literal
 
 
-def load_config(path: Path, *, env: dict[str, str] | None = None) -> AppConfig:
-    """Read and validate the config file at `path`."""
+def _warn_if_readable(path: Path, literal: list[str]) -> None:
+    """One warning when a file holding literal secrets can be read by group or others."""
+    try:
+        mode = path.stat().st_mode & 0o777
+    except OSError:
+        return
+    if literal and mode & 0o077:
+        log.warning(
+            "config file %s holds literal secrets (%s) and is readable by group/others "
+            "(mode %03o): chmod 600 it, or use ${ENV_VAR}",
+            path,
+            ", ".join(literal),
+            mode,
+        )
+
+
+def read_yaml(path: Path) -> Any:
+    """The YAML tree of the file at `path` (None for an empty file), aliases within budget."""
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
@@ -185,10 +251,16 @@ def load_config(path: Path, *, env: dict[str, str] | None = None) -> AppConfig:
     except OSError as exc:
         raise ConfigError(f"cannot read config file {path}: {exc.strerror}") from None
     try:
-        data = yaml.safe_load(text)
+        return yaml.load(text, Loader=_AliasBudgetLoader)  # noqa: S506 - a SafeLoader
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
         problem = getattr(exc, "problem", None) or "invalid YAML"
         raise ConfigError(f"{path}{where}: {problem}") from None
-    return parse_config(data, env=env, source=path.absolute())
+
+
+def load_config(path: Path, *, env: dict[str, str] | None = None) -> AppConfig:
+    """Read and validate the config file at `path`."""
+    config, literal = _parse(read_yaml(path), env, path.absolute())
+    _warn_if_readable(path, literal)
+    return config

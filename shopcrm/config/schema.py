@@ -28,7 +28,7 @@ from sqlalchemy.engine import make_url
 
 from shopcrm.connectors.csv.columns import mapping_problem
 from shopcrm.enrich.syntax import rule_problem, segment_name_problem
-from shopcrm.errors import UsageError
+from shopcrm.errors import ConfigError, UsageError
 
 PLATFORMS = ("shopify", "woocommerce", "bigcommerce", "csv")
 DEFAULT_CONFIG_PATH = Path("shopcrm.yaml")
@@ -255,6 +255,16 @@ class AppConfig(_Model):
                 return shop
         known = ", ".join(s.name for s in self.shops) or "none configured"
         raise UsageError(f"no shop named {name!r} in the config (shops: {known})")
+
+    def require_shops(self) -> AppConfig:
+        """This config, unless it has no shops: a command that works on shops would otherwise
+        do nothing, exit 0 and create an empty store."""
+        if not self.shops:
+            where = self.source or "the config"
+            raise ConfigError(
+                f"no shops configured in {where}: add one under `shops:` (see config.example.yaml)"
+            )
+        return self
 
     def selected(self, name: str | None) -> list[ShopConfig]:
         """The shop called `name`, or every enabled shop."""

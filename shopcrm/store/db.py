@@ -2,13 +2,20 @@
 
 Alembic migrations are the only way the schema is made or changed. `open_store` brings the
 schema to head before anything reads it, so every command that needs the store can just open it.
+
+SQLite's "database is locked" and damaged-file errors are translated here, once, for every
+connection of an engine (`sqlite_error`): a locked store becomes `StoreLocked` (exit 75), a
+file that is not SQLite or is corrupt becomes `StoreDamaged` (exit 2). A SQLite URL may set how
+long to wait for another process's lock: `sqlite:///shopcrm.db?timeout=5` (seconds, default 30).
 """
 
 from __future__ import annotations
 
 import logging
+import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -19,24 +26,76 @@ from alembic.script import ScriptDirectory
 from alembic.script.revision import RevisionError
 from alembic.util import CommandError
 from sqlalchemy import Engine, create_engine, event
-from sqlalchemy.engine import make_url
+from sqlalchemy.engine import ExceptionContext, make_url
 from sqlalchemy.exc import ArgumentError, OperationalError, SQLAlchemyError
 from sqlmodel import Session
 
-from shopcrm.errors import ConfigError, SchemaOutOfDate, StoreError
+from shopcrm.errors import ConfigError, SchemaOutOfDate, StoreDamaged, StoreError, StoreLocked
 
 log = logging.getLogger(__name__)
 
 MIGRATIONS = Path(__file__).with_name("migrations")
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 SQLITE_CACHE_KIB = 65_536
+_DAMAGE = {
+    sqlite3.SQLITE_NOTADB: "it is not an SQLite database",
+    sqlite3.SQLITE_CORRUPT: "its database image is malformed (truncated or corrupted)",
+}
 
 
-def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+def sqlite_error(exc: BaseException, database: str | None) -> StoreError | None:
+    """The store error a sqlite3 error stands for (locked, damaged), or None for any other.
+
+    Args:
+        exc: an exception from the sqlite3 driver.
+        database: the store's file, named in the message.
+    """
+    if not isinstance(exc, sqlite3.Error):
+        return None
+    code = getattr(exc, "sqlite_errorcode", None)
+    primary = code & 0xFF if isinstance(code, int) else None
+    where = database or "(in memory)"
+    if primary in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED) or "is locked" in str(exc):
+        return StoreLocked(
+            f"the store {where} is locked by another process; retry later (nothing was written)"
+        )
+    if primary in _DAMAGE:
+        return StoreDamaged(
+            f"the store {where} is damaged: {_DAMAGE[primary]}; restore it from a backup "
+            '(see `shopcrm db check` and docs/running.md, "The store: check, back up, restore")'
+        )
+    return None
+
+
+def _translate_sqlite(context: ExceptionContext) -> None:
+    translated = sqlite_error(context.original_exception, context.engine.url.database)
+    if translated is not None:
+        raise translated from context.original_exception
+
+
+def translate_sqlite_errors(engine: Engine) -> None:
+    """Raise StoreLocked / StoreDamaged instead of SQLite's own errors on every connection."""
+    event.listen(engine, "handle_error", _translate_sqlite)
+
+
+def _busy_timeout(raw: Any) -> float:
+    value = raw[-1] if isinstance(raw, tuple) else raw
+    try:
+        seconds = float(value)
+    except (TypeError, ValueError):
+        seconds = -1.0
+    if not 0 <= seconds <= 86_400:
+        raise ConfigError(
+            f"timeout={value!r} is not a number of seconds between 0 and 86400", path="database"
+        )
+    return seconds
+
+
+def _sqlite_pragmas(busy_timeout_s: float, dbapi_conn: Any, _record: Any) -> None:
     cursor = dbapi_conn.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA foreign_keys=ON")
-    cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+    cursor.execute(f"PRAGMA busy_timeout={round(busy_timeout_s * 1000)}")
     cursor.execute("PRAGMA synchronous=NORMAL")
     # 64 MiB of page cache instead of 2: the enrichment rewrites hundreds of thousands of rows
     # and their indexes in one transaction; with a small cache every index page is reread.
@@ -45,7 +104,8 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
 
 
 def make_engine(url: str) -> Engine:
-    """An engine for a database URL, with SQLite's pragmas set on every connection."""
+    """An engine for a database URL, with SQLite's pragmas set and its errors translated on
+    every connection."""
     try:
         parsed = make_url(url)
     except ArgumentError as exc:
@@ -53,8 +113,10 @@ def make_engine(url: str) -> Engine:
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
             Path(parsed.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(parsed, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000})
-        event.listen(engine, "connect", _sqlite_pragmas)
+        timeout = _busy_timeout(parsed.query.get("timeout", SQLITE_BUSY_TIMEOUT_MS / 1000))
+        engine = create_engine(parsed, connect_args={"timeout": timeout})
+        event.listen(engine, "connect", partial(_sqlite_pragmas, timeout))
+        translate_sqlite_errors(engine)
         return engine
     if parsed.get_backend_name() != "postgresql":
         raise ConfigError(
