@@ -81,10 +81,11 @@ class Holder:
         )
 
     def to_json(self) -> str:
-        """One line of ASCII JSON without `%`, `*` or `/`, so it is safe in an SQL comment."""
+        """One line of ASCII JSON without `*` (so it never opens or closes an SQL comment) and
+        without `%` (a DB-API placeholder)."""
         data = {**asdict(self), "since": self.since.isoformat()}
         text = json.dumps(data, sort_keys=True)
-        return text.replace("%", "\\u0025").replace("*", "\\u002a").replace("/", "\\/")
+        return text.replace("%", "\\u0025").replace("*", "\\u002a")
 
     @classmethod
     def from_json(cls, text: str) -> Holder | None:
