@@ -5,6 +5,12 @@ restore rate). Before the next query we project the bucket forward to now and, i
 requested cost is more than it holds, sleep exactly long enough for it to refill, so queries
 are never THROTTLED. Nothing about the bucket is hard-coded: until the first response the
 pacer does not wait.
+
+Other clients of the same shop (another app, a second shopcrm) drain the bucket too, so a
+query can still be THROTTLED. Its answer reports the bucket as it is; `throttled` waits for
+the points the query needs at the reported restore rate, again and again while that is
+possible, and gives up (RateLimited, exit 75) only when one query's waits would add up to
+more than `max_wait_s` (`defaults.sync.max_throttle_wait`), or the bucket can never hold it.
 """
 
 from __future__ import annotations
@@ -16,7 +22,11 @@ from typing import Any
 
 import requests
 
+from shopcrm.errors import RateLimited
+
 _SAFETY_S = 0.02  # absorbs clock granularity between our projection and the platform's
+MIN_THROTTLED_WAIT_S = 0.5  # a THROTTLED answer is never retried sooner (no hammering)
+DEFAULT_MAX_WAIT_S = 600.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,6 +62,7 @@ class ThrottlePacer:
     """A `Pacer` for Shopify: `expect(cost)` before a query, `observe(extensions)` after.
 
     Args:
+        max_wait_s: the most one throttled query waits for the bucket, in all.
         sleep: injectable for tests.
         clock: monotonic seconds, injectable for tests.
     """
@@ -59,13 +70,16 @@ class ThrottlePacer:
     def __init__(
         self,
         *,
+        max_wait_s: float = DEFAULT_MAX_WAIT_S,
         sleep: Callable[[float], None] = time.sleep,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
+        self.max_wait_s = max_wait_s
         self._sleep = sleep
         self._clock = clock
         self._bucket: Bucket | None = None
         self._next_cost = 0.0
+        self._expect_at_least = 0.0  # set after a THROTTLED answer: no retry sooner
         self.waited_s = 0.0  # total time spent waiting for the bucket
         self.spent = 0.0  # total actual cost Shopify charged (for run statistics and benchmarks)
 
@@ -88,11 +102,56 @@ class ThrottlePacer:
         cost = min(cost, self._bucket.maximum)
         return max(0.0, (cost - available) / self._bucket.restore_rate)
 
+    @property
+    def knows_bucket(self) -> bool:
+        return self._bucket is not None
+
+    def throttled(self, shop: str, requested: float, waited: float) -> float:
+        """Allow a THROTTLED answer (observed first) its wait for `requested` points, which
+        the retry's `before_request` then sleeps.
+
+        Args:
+            shop: the shop's name, for the error.
+            requested: the query's requested cost.
+            waited: seconds this query has already waited for the bucket.
+
+        Returns:
+            The seconds this query has now waited in all.
+
+        Raises:
+            RateLimited: the wait would pass `max_wait_s`, or the bucket can never hold the
+                query (restore rate 0, or a cost above its size); the message gives the wait.
+        """
+        b = self._bucket
+        assert b is not None, "observe the THROTTLED answer first"
+        available = self.available_now() or 0.0
+        bucket = (
+            f"it needs {requested:.0f} points and the bucket holds {available:.0f} of "
+            f"{b.maximum:.0f}, restoring {b.restore_rate:g} per second"
+        )
+        if b.restore_rate <= 0 or requested > b.maximum:
+            raise RateLimited(
+                f"shop {shop}: GraphQL query throttled: {bucket}, so it can never run (retry later)"
+            )
+        wait = max(MIN_THROTTLED_WAIT_S, (requested - available) / b.restore_rate + _SAFETY_S)
+        if waited + wait > self.max_wait_s:
+            raise RateLimited(
+                f"shop {shop}: GraphQL query throttled: {bucket}, so it must wait "
+                f"{wait:.1f} s more after {waited:.1f} s; that passes "
+                f"defaults.sync.max_throttle_wait ({self.max_wait_s:g} s): giving up "
+                "(retry later)",
+                retry_after=wait,
+            )
+        self._expect_at_least = MIN_THROTTLED_WAIT_S  # the retry's before_request waits
+        return waited + wait
+
     def before_request(self) -> None:
         wait = self.wait_for(self._next_cost)
-        self._next_cost = 0.0
         if wait > 0:
             wait += _SAFETY_S
+        wait = max(wait, self._expect_at_least)
+        self._next_cost = self._expect_at_least = 0.0
+        if wait > 0:
             self.waited_s += wait
             self._sleep(wait)
 
