@@ -178,9 +178,9 @@ class ShopifyConnector:
                 raise PlatformUnavailable(f"shop {self.shop.name}: GraphQL answer without data")
             return GraphQLResult(data, list(errors) if isinstance(errors, list) else [])
 
-        waited = 0.0
+        waited = self.pacer.allow(self.shop.name, cost(), 0.0, throttled=False)
         while (result := self._client.retrying(call)) is None:
-            waited = self.pacer.throttled(self.shop.name, cost(), waited)
+            waited = self.pacer.allow(self.shop.name, cost(), waited, throttled=True)
         return result
 
     def query(self, document: str, variables: Mapping[str, Any] | None = None) -> dict[str, Any]:

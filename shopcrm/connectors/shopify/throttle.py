@@ -7,10 +7,11 @@ are never THROTTLED. Nothing about the bucket is hard-coded: until the first res
 pacer does not wait.
 
 Other clients of the same shop (another app, a second shopcrm) drain the bucket too, so a
-query can still be THROTTLED. Its answer reports the bucket as it is; `throttled` waits for
-the points the query needs at the reported restore rate, again and again while that is
-possible, and gives up (RateLimited, exit 75) only when one query's waits would add up to
-more than `max_wait_s` (`defaults.sync.max_throttle_wait`), or the bucket can never hold it.
+query can still be THROTTLED. Its answer reports the bucket as it is; the query then waits
+for the points it needs at the reported restore rate, again and again while that is possible
+(`allow`), and gives up (RateLimited, exit 75) only when its waits, the paced one before it
+was first sent included, would add up to more than `max_wait_s`
+(`defaults.sync.max_throttle_wait`), or the bucket can never hold it.
 """
 
 from __future__ import annotations
@@ -106,43 +107,50 @@ class ThrottlePacer:
     def knows_bucket(self) -> bool:
         return self._bucket is not None
 
-    def throttled(self, shop: str, requested: float, waited: float) -> float:
-        """Allow a THROTTLED answer (observed first) its wait for `requested` points, which
-        the retry's `before_request` then sleeps.
+    def allow(self, shop: str, requested: float, waited: float, *, throttled: bool) -> float:
+        """Count the wait for `requested` points against the query's bound, before a query
+        is sent or retried after a THROTTLED answer (observed first); `before_request`
+        then sleeps it.
 
         Args:
             shop: the shop's name, for the error.
             requested: the query's requested cost.
             waited: seconds this query has already waited for the bucket.
+            throttled: the query was just THROTTLED: it is retried no sooner than
+                `MIN_THROTTLED_WAIT_S`, and a bucket that never holds it is an error.
 
         Returns:
-            The seconds this query has now waited in all.
+            The seconds this query has waited in all, once the wait is slept.
 
         Raises:
             RateLimited: the wait would pass `max_wait_s`, or the bucket can never hold the
                 query (restore rate 0, or a cost above its size); the message gives the wait.
         """
         b = self._bucket
-        assert b is not None, "observe the THROTTLED answer first"
+        if b is None:  # nothing known yet: the first answer will tell
+            return waited
         available = self.available_now() or 0.0
+        state = "throttled" if throttled else "would be throttled"
         bucket = (
-            f"it needs {requested:.0f} points and the bucket holds {available:.0f} of "
-            f"{b.maximum:.0f}, restoring {b.restore_rate:g} per second"
+            f"shop {shop}: GraphQL query {state}: it needs {requested:.0f} points and the "
+            f"bucket holds {available:.0f} of {b.maximum:.0f}, restoring {b.restore_rate:g} "
+            "per second"
         )
-        if b.restore_rate <= 0 or requested > b.maximum:
-            raise RateLimited(
-                f"shop {shop}: GraphQL query throttled: {bucket}, so it can never run (retry later)"
-            )
-        wait = max(MIN_THROTTLED_WAIT_S, (requested - available) / b.restore_rate + _SAFETY_S)
+        if throttled and (b.restore_rate <= 0 or requested > b.maximum):
+            raise RateLimited(f"{bucket}, so it can never run (retry later)")
+        wait = self.wait_for(requested)
+        if throttled:
+            wait = max(MIN_THROTTLED_WAIT_S, wait + _SAFETY_S)
+            self._expect_at_least = MIN_THROTTLED_WAIT_S
+        elif wait > 0:
+            wait += _SAFETY_S
         if waited + wait > self.max_wait_s:
             raise RateLimited(
-                f"shop {shop}: GraphQL query throttled: {bucket}, so it must wait "
-                f"{wait:.1f} s more after {waited:.1f} s; that passes "
-                f"defaults.sync.max_throttle_wait ({self.max_wait_s:g} s): giving up "
+                f"{bucket}, so it must wait {wait:.1f} s more after {waited:.1f} s; that "
+                f"passes defaults.sync.max_throttle_wait ({self.max_wait_s:g} s): giving up "
                 "(retry later)",
                 retry_after=wait,
             )
-        self._expect_at_least = MIN_THROTTLED_WAIT_S  # the retry's before_request waits
         return waited + wait
 
     def before_request(self) -> None:
