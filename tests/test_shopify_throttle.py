@@ -15,10 +15,11 @@ import yaml
 from typer.testing import CliRunner
 
 from shopcrm.cli.main import app
+from shopcrm.config.load import parse_config
 from shopcrm.config.schema import AppConfig, Defaults, SyncSettings
 from shopcrm.connectors.shopify.connector import ShopifyConnector
 from shopcrm.connectors.shopify.throttle import MIN_THROTTLED_WAIT_S, ThrottlePacer
-from shopcrm.errors import EXIT_TEMPFAIL, RateLimited, exit_code_for
+from shopcrm.errors import EXIT_TEMPFAIL, ConfigError, RateLimited, exit_code_for
 from shopcrm.sandbox.shopify.app import ShopifySandbox
 from shopcrm.store.db import open_store
 from shopcrm.sync.pull import pull_shop
@@ -177,3 +178,9 @@ def test_a_restore_rate_too_low_for_the_bound_exits_75_saying_the_wait(
     assert "restoring 1 per second, so it must wait" in result.output
     assert "passes defaults.sync.max_throttle_wait (2 s): giving up" in result.output
     assert time.monotonic() - started < 30  # gave up instead of waiting for the bucket
+
+
+def test_the_bound_is_a_duration_of_the_config_ten_minutes_by_default() -> None:
+    assert AppConfig().defaults.sync.throttle_wait_limit.total_seconds() == 600
+    with pytest.raises(ConfigError, match=r"defaults\.sync\.max_throttle_wait: .*'soon'"):
+        parse_config({"defaults": {"sync": {"max_throttle_wait": "soon"}}}, env={})
