@@ -63,7 +63,8 @@ class PullResult:
     error: str | None = None
     error_type: str | None = None
     # failures that pass by themselves (the command exits 75, not 1): another process held
-    # the shop's lock, or the platform stayed throttled past `sync.max_throttle_wait`
+    # the shop's lock, or the platform kept rate-limiting it (RateLimited: Shopify throttled
+    # past `sync.max_throttle_wait`, a 429 past the retries)
     locked: bool = False
     throttled: bool = False
     run_id: int | None = None

@@ -40,7 +40,7 @@ class ShopRunResult:
     platform: str
     ok: bool = False
     locked: bool = False
-    throttled: bool = False  # the platform stayed throttled past `sync.max_throttle_wait`
+    throttled: bool = False  # the platform kept rate-limiting it (RateLimited): exit 75
     step: str = ""  # the step that failed: pull, enrich or push
     error: str | None = None
     pull: PullResult | None = None
