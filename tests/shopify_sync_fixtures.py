@@ -175,3 +175,11 @@ def diff(expected: dict[str, tuple], stored: dict[str, tuple]) -> dict[str, Any]
     changed = sorted(k for k in set(expected) & set(stored) if expected[k] != stored[k])
     sample = {k: (expected[k], stored[k]) for k in changed[:2]}
     return {"missing": missing[:5], "extra": extra[:5], "changed": len(changed), "sample": sample}
+
+
+def assert_exact(store: Store, sandbox: ShopifySandbox, shop: str = "main") -> None:
+    """The store holds exactly the sandbox's customers and orders for `shop`."""
+    expected_c, expected_o = expected_state(sandbox.dataset)
+    stored_c, stored_o = stored_state(store, shop)
+    assert stored_c == expected_c, diff(expected_c, stored_c)
+    assert stored_o == expected_o, diff(expected_o, stored_o)

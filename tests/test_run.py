@@ -14,10 +14,12 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from shopcrm.errors import LockHeld, RunFailed
+from shopcrm.config.load import parse_config
+from shopcrm.errors import LockHeld, RateLimited, RunFailed, exit_code_for
 from shopcrm.store.db import Store
 from shopcrm.store.models import SyncRun
 from shopcrm.sync.lock import shop_lock
+from shopcrm.sync.pull import pull_shops
 from shopcrm.sync.run import raise_for_results, run_shops
 from tests.push_fixtures import (
     FakeConnector,
@@ -230,3 +232,43 @@ def test_a_killed_run_leaves_no_stuck_lock(store: Store, tmp_path: Path) -> None
         time.sleep(0.1)
         [result] = run(store, config, platforms, force=True)
     assert result.ok, result.error
+
+
+def test_a_shop_throttled_past_the_wait_is_temporary_and_the_others_run(store: Store) -> None:
+    platforms = {n: make_platform(5) for n in ("a", "b")}
+    config = fake_config(url_of(store), ["a", "b"])
+
+    class Throttled(FakeConnector):
+        def customers(self, since):
+            raise RateLimited("shop a: GraphQL query throttled: ... giving up (retry later)")
+
+    results = run_shops(
+        store,
+        config,
+        connectors=lambda shop, cfg: (Throttled if shop.name == "a" else FakeConnector)(
+            platforms[shop.name]
+        ),
+        enrich=spend_segments,
+        force=True,
+    )
+    assert [(r.throttled, r.ok, r.step) for r in results] == [
+        (True, False, "pull"),
+        (False, True, ""),
+    ]
+    with pytest.raises(RateLimited, match="shop a: GraphQL query throttled") as busy:
+        raise_for_results(results)
+    assert exit_code_for(busy.value) == 75
+
+
+def test_sync_skips_a_shop_another_process_holds_and_pulls_the_others(
+    store: Store, tmp_path: Path
+) -> None:
+    (tmp_path / "exports").mkdir()
+    shops = [{"name": n, "platform": "csv", "path": "exports", "currency": "EUR"} for n in "ab"]
+    config = parse_config(
+        {"database": url_of(store), "shops": shops}, env={}, source=tmp_path / "shopcrm.yaml"
+    )
+    with shop_lock(store, "a"):
+        results = pull_shops(store, config)
+    assert [(r.shop, r.locked, r.ok) for r in results] == [("a", True, False), ("b", False, True)]
+    assert results[0].error.startswith("shop a is already being run by another shopcrm process")

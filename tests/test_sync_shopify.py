@@ -31,8 +31,7 @@ from shopcrm.store.models import SyncRun, SyncState
 from shopcrm.sync.pull import pull_shop
 from tests.shopify_sync_fixtures import (
     FAST,
-    diff,
-    expected_state,
+    assert_exact,
     row_counts,
     sandbox_config,
     seeded,
@@ -53,13 +52,6 @@ def sandbox_factory() -> Iterator[Any]:
     yield make
     for sandbox in started:
         sandbox.stop()
-
-
-def assert_exact(store: Store, sandbox: ShopifySandbox, shop: str = "main") -> None:
-    expected_c, expected_o = expected_state(sandbox.dataset)
-    stored_c, stored_o = stored_state(store, shop)
-    assert stored_c == expected_c, diff(expected_c, stored_c)
-    assert stored_o == expected_o, diff(expected_o, stored_o)
 
 
 def test_full_sync_is_exact_and_one_percent_changed_costs_requests_in_proportion(

@@ -24,11 +24,15 @@ def sync(
     ] = False,
 ) -> None:
     """Pull customers and orders from the shops into the store (incremental by default)."""
-    from shopcrm.errors import RunFailed
-    from shopcrm.sync.pull import pull_shops
+    from shopcrm.sync.lock import refuse_if_all_running
 
     cfg = state(ctx).shops_config
-    cfg.selected(shop)
+    refuse_if_all_running(cfg.database, [s.name for s in cfg.selected(shop)])
+
+    from shopcrm.errors import RunFailed
+    from shopcrm.sync.lock import raise_if_busy
+    from shopcrm.sync.pull import pull_shops
+
     if skip_invalid:
         from shopcrm.connectors.csv.connector import skip_invalid_rows
 
@@ -36,15 +40,19 @@ def sync(
     with open_configured_store(ctx) as store, progress_bar() as bar:
         results = pull_shops(store, cfg, shop, full=full, progress=bar)
     for r in results:
-        status = "ok" if r.ok else f"FAILED: {r.error}"
+        status = "ok" if r.ok else ("LOCKED" if r.locked else "FAILED") + f": {r.error}"
         out.print(
             f"{r.shop}: {r.customers} customers, {r.orders} orders, {r.requests} requests, "
             f"{r.duration_s:.1f}s — {status}",
             markup=False,
         )
-    failed = [r.shop for r in results if not r.ok]
+    failed = [r.shop for r in results if not (r.ok or r.locked or r.throttled)]
     if failed:
         raise RunFailed(f"sync failed for {len(failed)} shop(s): {', '.join(failed)}")
+    raise_if_busy(
+        [r.error or r.shop for r in results if r.locked],
+        [r.error or r.shop for r in results if r.throttled],
+    )
 
 
 DryRunOption = Annotated[
@@ -91,11 +99,14 @@ def _print_push(result: Any) -> None:
 
 def _push_and_report(ctx: typer.Context, shop: str | None, **options: Any) -> None:
     """Push (or untag) the selected shops, print each plan, map the outcome to an error."""
+    from shopcrm.sync.lock import refuse_if_all_running
+
+    cfg = state(ctx).shops_config
+    refuse_if_all_running(cfg.database, [s.name for s in cfg.selected(shop)])
+
     from shopcrm.errors import LockHeld, PushRefused, RunFailed
     from shopcrm.sync.push import push_shops
 
-    cfg = state(ctx).shops_config
-    cfg.selected(shop)
     with open_configured_store(ctx) as store:
         results = push_shops(store, cfg, shop, **options)
     for result in results:

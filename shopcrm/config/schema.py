@@ -106,16 +106,21 @@ class ClvSettings(_Model):
 class SyncSettings(_Model):
     overlap: str = "5m"
     bulk_threshold: int = Field(default=10_000, ge=0)
+    max_throttle_wait: str = "10m"  # a throttled query waits this long in all, then exit 75
 
-    @field_validator("overlap")
+    @field_validator("overlap", "max_throttle_wait")
     @classmethod
-    def _overlap(cls, value: str) -> str:
+    def _duration(cls, value: str) -> str:
         parse_duration(value)
         return value
 
     @property
     def overlap_window(self) -> timedelta:
         return parse_duration(self.overlap)
+
+    @property
+    def throttle_wait_limit(self) -> timedelta:
+        return parse_duration(self.max_throttle_wait)
 
 
 class Defaults(_Model):

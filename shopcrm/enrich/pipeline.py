@@ -486,9 +486,9 @@ def enrichment_lock(store: Store, wait_s: float) -> AbstractContextManager[None]
         advisory="shopcrm-enrich",  # advisory locks are per database already
         wait_s=wait_s,
         what="another enrichment of this store",
-        refused=lambda: LockHeld(
-            f"another enrichment of this store was still running after {wait_s:g} s; "
-            "this one gave up waiting (retry later)"
+        refused=lambda holder: LockHeld(
+            f"another enrichment of this store was still running after {wait_s:g} s "
+            f"({holder}); this one gave up waiting (retry later)"
         ),
     )
 

@@ -1,10 +1,16 @@
-"""One run per shop at a time, across processes, with locks a killed process cannot leave behind.
+"""One command per shop at a time, across processes, with locks a killed process cannot leave
+behind.
+
+Every command that reads from or writes to a shop holds the shop's lock while it does: `sync`
+(`pull_shops`), `push` and `untag` (`push_shops`), and `run` and `schedule`'s runs (`run_shop`,
+around pull -> enrich -> push). The lock is taken by those entry points only, never by
+`pull_shop` / `push_shop` themselves, so a run calls them under the lock it already holds.
 
 SQLite store: an OS file lock (`flock`) on `<db dir>/.shopcrm-<shop>.lock`; the kernel drops it
-when the holder's process dies, SIGKILL included. PostgreSQL store: a session advisory lock on a
-connection held for the run; the server drops it when that connection goes away (both made
-by `store.locks`). Both are tried once, never waited for: a second run of the same shop is
-refused at once.
+when the holder's process dies, SIGKILL included. PostgreSQL store: a session advisory lock on
+a connection held for the command; the server drops it when that connection goes away (both
+made by `store.locks`, which also records and reads back who holds them). Both are tried once,
+never waited for: a second command on the same shop is refused at once, naming the holder.
 """
 
 from __future__ import annotations
@@ -14,11 +20,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from filelock import FileLock, Timeout
-from sqlalchemy.engine import make_url
-
-from shopcrm.errors import LockHeld
-from shopcrm.store.locks import advisory_key, lock_file, store_lock
+from shopcrm.errors import LockHeld, RateLimited
+from shopcrm.store.locks import held_by, lock_file, store_lock
 
 if TYPE_CHECKING:
     from shopcrm.store.db import Store
@@ -26,10 +29,10 @@ if TYPE_CHECKING:
 LOCK_NAMESPACE = "shopcrm-run:"
 
 
-def _refused(shop: str) -> LockHeld:
+def _refused(shop: str, holder: str) -> LockHeld:
     return LockHeld(
-        f"shop {shop} is already being run by another shopcrm process; "
-        "this run was refused (retry later)"
+        f"shop {shop} is already being run by another shopcrm process ({holder}); "
+        "this command was refused for that shop (retry when it has finished)"
     )
 
 
@@ -44,61 +47,36 @@ def _file_stem(shop: str) -> str:
 
 @contextmanager
 def shop_lock(store: Store, shop: str) -> Iterator[None]:
-    """Hold the run lock of `shop` for the block.
+    """Hold the lock of `shop` for the block.
 
     Args:
         store: the open store; its database decides the kind of lock.
         shop: the shop's name from the config.
 
     Raises:
-        LockHeld: another process (or scheduler job) holds the shop's lock.
+        LockHeld: another process (or scheduler job) holds the shop's lock; the message
+            names it (pid, host, command line, since when).
     """
     with store_lock(
         store,
         file=_file_stem(shop),
         advisory=LOCK_NAMESPACE + shop,
         wait_s=0,
-        what=f"the run of shop {shop}",
-        refused=lambda: _refused(shop),
+        what=f"the work on shop {shop}",
+        refused=lambda holder: _refused(shop, holder),
     ):
         yield
 
 
 def shop_held(database_url: str, shop: str) -> bool:
     """Whether another process runs `shop` now; works from the URL alone, without opening the
-    store, and leaves nothing behind (no lock file is created to find out)."""
-    url = make_url(database_url)
-    if url.get_backend_name() == "sqlite":
-        path = lock_file(url.database, _file_stem(shop))
-        if not path.exists():
-            return False
-        lock = FileLock(path, timeout=0)
-        try:
-            lock.acquire()
-        except Timeout:
-            return True
-        lock.release()
-        return False
-    import psycopg  # PostgreSQL stores only; SQLite runs need not load the driver
-
-    key = advisory_key(LOCK_NAMESPACE + shop)
-    with psycopg.connect(
-        host=url.host,
-        port=url.port,
-        user=url.username,
-        password=url.password,
-        dbname=url.database,
-        autocommit=True,
-    ) as conn:
-        free = conn.execute("SELECT pg_try_advisory_lock(%s)", (key,)).fetchone()
-        if free and free[0]:
-            conn.execute("SELECT pg_advisory_unlock(%s)", (key,))
-            return False
-        return True
+    store (for `shopcrm status`)."""
+    return held_by(database_url, file=_file_stem(shop), advisory=LOCK_NAMESPACE + shop) is not None
 
 
 def refuse_if_all_running(database_url: str, shops: Sequence[str]) -> None:
-    """Refuse at once, before the pipeline is loaded, when every shop asked for is running.
+    """Refuse at once, before the command's modules are loaded, when every shop asked for is
+    held by another process.
 
     A fast path for cron's overlapping runs (exit 75 in well under a second); `shop_lock`
     still decides for real, shop by shop, so a lock freed in between is simply taken.
@@ -106,5 +84,28 @@ def refuse_if_all_running(database_url: str, shops: Sequence[str]) -> None:
     Raises:
         LockHeld: every shop in `shops` is held by another process.
     """
-    if shops and all(shop_held(database_url, shop) for shop in shops):
-        raise _refused(", ".join(shops))
+    holders = {}
+    for shop in shops:
+        holder = held_by(database_url, file=_file_stem(shop), advisory=LOCK_NAMESPACE + shop)
+        if holder is None:
+            return
+        holders[shop] = holder
+    if holders:
+        raise LockHeld("; ".join(str(_refused(shop, h)) for shop, h in holders.items()))
+
+
+def raise_if_busy(locked: Sequence[str], throttled: Sequence[str]) -> None:
+    """End a command whose only problems were busy shops with exit 75, naming them all.
+
+    Args:
+        locked: the refusals of shops another process held.
+        throttled: the errors of shops the platform kept throttled past the wait.
+
+    Raises:
+        LockHeld: shops were locked, none throttled.
+        RateLimited: a shop stayed throttled (the locked ones are named too).
+    """
+    if throttled:
+        raise RateLimited("; ".join([*throttled, *locked]))
+    if locked:
+        raise LockHeld("; ".join(locked))

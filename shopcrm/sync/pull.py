@@ -5,6 +5,10 @@ Incremental by `updated_at`: a stream restarts at its high-water mark minus the 
 records changed while we page are caught by the next run. A crash at any point resumes without
 loss or duplication: the store holds whole pages and a mark that covers only stored data.
 `--full` re-reads everything and then marks records the platform no longer has as deleted.
+
+`pull_shops` (the `sync` command) holds each shop's lock (`sync.lock`) while it pulls it, and
+refuses a shop another process is working on; `pull_shop` assumes its caller holds the lock
+(`run` pulls under the lock it holds for the whole run).
 """
 
 from __future__ import annotations
@@ -19,7 +23,7 @@ from typing import Any
 from shopcrm.config.schema import AppConfig, ShopConfig
 from shopcrm.connectors.base import Connector
 from shopcrm.connectors.registry import make_connector
-from shopcrm.errors import ShopcrmError
+from shopcrm.errors import LockHeld, RateLimited, ShopcrmError
 from shopcrm.log import redact
 from shopcrm.records import Page, ShopFacts
 from shopcrm.store.db import Store
@@ -34,6 +38,7 @@ from shopcrm.store.upsert import (
     save_checkpoint,
     write_page,
 )
+from shopcrm.sync.lock import shop_lock
 from shopcrm.sync.progress import LogProgress, Progress
 
 log = logging.getLogger(__name__)
@@ -58,6 +63,11 @@ class PullResult:
     facts: ShopFacts | None = None
     error: str | None = None
     error_type: str | None = None
+    # failures that pass by themselves (the command exits 75, not 1): another process held
+    # the shop's lock, or the platform kept rate-limiting it (RateLimited: Shopify throttled
+    # past `sync.max_throttle_wait`, a 429 past the retries)
+    locked: bool = False
+    throttled: bool = False
     run_id: int | None = None
 
 
@@ -114,7 +124,8 @@ def pull_shop(
 ) -> PullResult:
     """Pull one shop's customers and orders into the store; never raises for a shop failure.
 
-    The outcome, counts and any error are written to `sync_run` and returned.
+    The outcome, counts and any error are written to `sync_run` and returned. The caller
+    holds the shop's lock (`pull_shops`, `run_shop`).
     """
     result = PullResult(shop=shop.name, platform=shop.platform)
     started_clock = time.monotonic()
@@ -172,6 +183,7 @@ def pull_shop(
         result.ok = True
     except ShopcrmError as exc:
         result.error, result.error_type = redact(str(exc)), type(exc).__name__
+        result.throttled = isinstance(exc, RateLimited)
     except Exception as exc:  # one shop's bug must not stop the others; recorded in sync_run
         log.exception("shop %s: unexpected error during sync", shop.name)
         result.error = redact(f"{type(exc).__name__}: {exc}")
@@ -219,8 +231,26 @@ def pull_shops(
     full: bool = False,
     progress: Progress | None = None,
 ) -> list[PullResult]:
-    """Pull every selected shop; one failing never stops the others."""
-    return [
-        pull_shop(store, config, shop, full=full, progress=progress)
-        for shop in config.selected(shop_name)
-    ]
+    """Pull every selected shop under its lock; one failing or locked never stops the others.
+
+    Returns:
+        One result per shop; a shop another process holds is not pulled (`locked`, its
+        `error` naming the holder).
+    """
+    results = []
+    for shop in config.selected(shop_name):
+        try:
+            with shop_lock(store, shop.name):
+                results.append(pull_shop(store, config, shop, full=full, progress=progress))
+        except LockHeld as exc:
+            log.warning("shop %s: %s", shop.name, exc, extra={"shop": shop.name})
+            results.append(
+                PullResult(
+                    shop=shop.name,
+                    platform=shop.platform,
+                    error=str(exc),
+                    error_type=type(exc).__name__,
+                    locked=True,
+                )
+            )
+    return results

@@ -274,6 +274,8 @@ def push_shop(
 ) -> PushResult:
     """Bring one shop's managed tags in line with its segments (or remove them all).
 
+    The caller holds the shop's lock (`push_shops`, `run_shop`).
+
     Args:
         store: the open store.
         config: the app config.

@@ -18,11 +18,11 @@ from typing import Any
 from shopcrm.config.schema import AppConfig, ShopConfig
 from shopcrm.connectors.base import Connector
 from shopcrm.connectors.registry import make_connector
-from shopcrm.errors import LockHeld, RunFailed, RunInterrupted, ShopcrmError
+from shopcrm.errors import LockHeld, RateLimited, RunFailed, RunInterrupted, ShopcrmError
 from shopcrm.log import redact
 from shopcrm.store.db import Store
 from shopcrm.store.upsert import ensure_shop
-from shopcrm.sync.lock import shop_lock
+from shopcrm.sync.lock import raise_if_busy, shop_lock
 from shopcrm.sync.progress import LogProgress, Progress
 from shopcrm.sync.pull import PullResult, finish_run, pull_shop, start_run, utcnow
 from shopcrm.sync.push import PushResult, push_details, push_shop
@@ -40,6 +40,7 @@ class ShopRunResult:
     platform: str
     ok: bool = False
     locked: bool = False
+    throttled: bool = False  # the platform kept rate-limiting it (RateLimited): exit 75
     step: str = ""  # the step that failed: pull, enrich or push
     error: str | None = None
     pull: PullResult | None = None
@@ -156,6 +157,9 @@ def run_shop(
                 # the store's enrichment lock still held after its wait: temporary, like a
                 # shop lock (exit 75); the next run enriches what this one pulled
                 result.locked = isinstance(exc, LockHeld)
+                result.throttled = isinstance(exc, RateLimited) or bool(
+                    result.pull and result.pull.throttled
+                )
                 result.error = redact(f"{result.step or 'setup'} failed: {exc}")
             except Exception as exc:  # one shop's bug must not stop the others
                 log.exception("shop %s: unexpected error during run", shop.name)
@@ -235,11 +239,13 @@ def raise_for_results(results: Sequence[ShopRunResult]) -> None:
     Raises:
         RunFailed: a shop failed (exit 1), whatever else happened.
         LockHeld: the only problem was a shop locked by another process (exit 75).
+        RateLimited: the only problems were shops locked, or throttled past the wait (exit 75).
     """
-    failed = [r for r in results if not r.ok and not r.locked]
+    failed = [r for r in results if not (r.ok or r.locked or r.throttled)]
     if failed:
         names = ", ".join(f"{r.shop} ({r.error})" for r in failed)
         raise RunFailed(f"run failed for {len(failed)} shop(s): {names}")
-    locked = [r for r in results if r.locked]
-    if locked:
-        raise LockHeld("; ".join(r.error or r.shop for r in locked))
+    raise_if_busy(
+        [r.error or r.shop for r in results if r.locked],
+        [r.error or r.shop for r in results if r.throttled],
+    )

@@ -3,9 +3,10 @@
 Streams page by `updated_at` (sortKey UPDATED_AT, filter `updated_at:>=`), so each page's last
 record is a valid high-water mark. A first or full sync of a shop above the bulk threshold
 runs a bulk operation instead. Pacing reads the cost bucket from every response and waits
-before a query would be throttled; THROTTLED, 429, 5xx and connection errors are retried by
-the HttpClient policy. Tags are pushed with aliased `tagsAdd`/`tagsRemove` mutations that only
-ever name the managed tags they were given.
+before a query would be throttled; a THROTTLED answer (other clients drained the bucket) is
+waited out by the pacer for as long as `defaults.sync.max_throttle_wait` allows; 429, 5xx and
+connection errors are retried by the HttpClient policy. Tags are pushed with aliased
+`tagsAdd`/`tagsRemove` mutations that only ever name the managed tags they were given.
 """
 
 from __future__ import annotations
@@ -117,7 +118,8 @@ class ShopifyConnector:
         self.shop = shop
         origin = (shop.api_url or f"https://{shop.domain}").rstrip("/")
         host = {"Host": shop.domain} if shop.api_url else {}
-        self.pacer = ThrottlePacer(sleep=sleep)
+        max_wait = config.defaults.sync.throttle_wait_limit.total_seconds()
+        self.pacer = ThrottlePacer(max_wait_s=max_wait, sleep=sleep)
         self._client = HttpClient(
             origin, shop=shop.name, headers=host, pacer=self.pacer, sleep=sleep
         )
@@ -141,7 +143,8 @@ class ShopifyConnector:
         """Run a document, paced and retried; errors beside `data` are returned, not raised.
 
         Raises:
-            RateLimited: still THROTTLED after the retries.
+            RateLimited: still THROTTLED after `defaults.sync.max_throttle_wait` (or after
+                the retries, when Shopify reported no bucket).
             AuthError: the token is refused (after one renewal for client credentials).
             PlatformError: GraphQL errors without data, or an unexpected body.
         """
@@ -149,9 +152,12 @@ class ShopifyConnector:
         key = (document, tuple(sorted((k, v) for k, v in variables.items() if isinstance(v, int))))
         payload = {"query": document, "variables": variables}
 
-        def call() -> GraphQLResult:
-            cost = self._costs.get(key) or estimate_cost(document, variables)
-            self.pacer.expect(cost)
+        def cost() -> float:
+            return self._costs.get(key) or estimate_cost(document, variables)
+
+        def call() -> GraphQLResult | None:
+            """The result, or None for a THROTTLED answer that reported the bucket."""
+            self.pacer.expect(cost())
             body = parse_json(self._post(payload), self.shop.name)
             if not isinstance(body, dict):
                 raise PlatformUnavailable(f"shop {self.shop.name}: GraphQL answer is not an object")
@@ -160,11 +166,10 @@ class ShopifyConnector:
                 self._costs[key] = requested
             errors = body.get("errors")
             if errors and "THROTTLED" in _codes(errors):
-                # the pacer waits for the bucket before the retry; no second wait here
+                if self.pacer.knows_bucket:
+                    return None  # waited out below, outside the retry policy's attempts
                 raise RateLimited(
-                    f"shop {self.shop.name}: GraphQL query throttled "
-                    f"(needs {requested or cost:.0f} points)",
-                    retry_after=0.0 if self.pacer.available_now() is not None else None,
+                    f"shop {self.shop.name}: GraphQL query throttled (needs {cost():.0f} points)"
                 )
             data = body.get("data")
             if errors and not isinstance(data, dict):
@@ -173,7 +178,10 @@ class ShopifyConnector:
                 raise PlatformUnavailable(f"shop {self.shop.name}: GraphQL answer without data")
             return GraphQLResult(data, list(errors) if isinstance(errors, list) else [])
 
-        return self._client.retrying(call)
+        waited = self.pacer.allow(self.shop.name, cost(), 0.0, throttled=False)
+        while (result := self._client.retrying(call)) is None:
+            waited = self.pacer.allow(self.shop.name, cost(), waited, throttled=True)
+        return result
 
     def query(self, document: str, variables: Mapping[str, Any] | None = None) -> dict[str, Any]:
         """`data` of a document that must succeed entirely (any GraphQL error raises)."""

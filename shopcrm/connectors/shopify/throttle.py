@@ -5,6 +5,13 @@ restore rate). Before the next query we project the bucket forward to now and, i
 requested cost is more than it holds, sleep exactly long enough for it to refill, so queries
 are never THROTTLED. Nothing about the bucket is hard-coded: until the first response the
 pacer does not wait.
+
+Other clients of the same shop (another app, a second shopcrm) drain the bucket too, so a
+query can still be THROTTLED. Its answer reports the bucket as it is; the query then waits
+for the points it needs at the reported restore rate, again and again while that is possible
+(`allow`), and gives up (RateLimited, exit 75) only when its waits, the paced one before it
+was first sent included, would add up to more than `max_wait_s`
+(`defaults.sync.max_throttle_wait`), or the bucket can never hold it.
 """
 
 from __future__ import annotations
@@ -16,7 +23,11 @@ from typing import Any
 
 import requests
 
+from shopcrm.errors import RateLimited
+
 _SAFETY_S = 0.02  # absorbs clock granularity between our projection and the platform's
+MIN_THROTTLED_WAIT_S = 0.5  # a THROTTLED answer is never retried sooner (no hammering)
+DEFAULT_MAX_WAIT_S = 600.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,6 +63,7 @@ class ThrottlePacer:
     """A `Pacer` for Shopify: `expect(cost)` before a query, `observe(extensions)` after.
 
     Args:
+        max_wait_s: the most one throttled query waits for the bucket, in all.
         sleep: injectable for tests.
         clock: monotonic seconds, injectable for tests.
     """
@@ -59,13 +71,16 @@ class ThrottlePacer:
     def __init__(
         self,
         *,
+        max_wait_s: float = DEFAULT_MAX_WAIT_S,
         sleep: Callable[[float], None] = time.sleep,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
+        self.max_wait_s = max_wait_s
         self._sleep = sleep
         self._clock = clock
         self._bucket: Bucket | None = None
         self._next_cost = 0.0
+        self._expect_at_least = 0.0  # set after a THROTTLED answer: no retry sooner
         self.waited_s = 0.0  # total time spent waiting for the bucket
         self.spent = 0.0  # total actual cost Shopify charged (for run statistics and benchmarks)
 
@@ -88,11 +103,63 @@ class ThrottlePacer:
         cost = min(cost, self._bucket.maximum)
         return max(0.0, (cost - available) / self._bucket.restore_rate)
 
+    @property
+    def knows_bucket(self) -> bool:
+        return self._bucket is not None
+
+    def allow(self, shop: str, requested: float, waited: float, *, throttled: bool) -> float:
+        """Count the wait for `requested` points against the query's bound, before a query
+        is sent or retried after a THROTTLED answer (observed first); `before_request`
+        then sleeps it.
+
+        Args:
+            shop: the shop's name, for the error.
+            requested: the query's requested cost.
+            waited: seconds this query has already waited for the bucket.
+            throttled: the query was just THROTTLED: it is retried no sooner than
+                `MIN_THROTTLED_WAIT_S`, and a bucket that never holds it is an error.
+
+        Returns:
+            The seconds this query has waited in all, once the wait is slept.
+
+        Raises:
+            RateLimited: the wait would pass `max_wait_s`, or the bucket can never hold the
+                query (restore rate 0, or a cost above its size); the message gives the wait.
+        """
+        b = self._bucket
+        if b is None:  # nothing known yet: the first answer will tell
+            return waited
+        available = self.available_now() or 0.0
+        state = "throttled" if throttled else "would be throttled"
+        bucket = (
+            f"shop {shop}: GraphQL query {state}: it needs {requested:.0f} points and the "
+            f"bucket holds {available:.0f} of {b.maximum:.0f}, restoring {b.restore_rate:g} "
+            "per second"
+        )
+        if throttled and (b.restore_rate <= 0 or requested > b.maximum):
+            raise RateLimited(f"{bucket}, so it can never run (retry later)")
+        wait = self.wait_for(requested)
+        if throttled:
+            wait = max(MIN_THROTTLED_WAIT_S, wait + _SAFETY_S)
+            self._expect_at_least = MIN_THROTTLED_WAIT_S
+        elif wait > 0:
+            wait += _SAFETY_S
+        if waited + wait > self.max_wait_s:
+            raise RateLimited(
+                f"{bucket}, so it must wait {wait:.1f} s more after {waited:.1f} s; that "
+                f"passes defaults.sync.max_throttle_wait ({self.max_wait_s:g} s): giving up "
+                "(retry later)",
+                retry_after=wait,
+            )
+        return waited + wait
+
     def before_request(self) -> None:
         wait = self.wait_for(self._next_cost)
-        self._next_cost = 0.0
         if wait > 0:
             wait += _SAFETY_S
+        wait = max(wait, self._expect_at_least)
+        self._next_cost = self._expect_at_least = 0.0
+        if wait > 0:
             self.waited_s += wait
             self._sleep(wait)
 
