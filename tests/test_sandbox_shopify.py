@@ -453,3 +453,43 @@ def test_created_at_window_with_both_bounds(client: Client, sandbox: ShopifySand
     }
     assert found == expected
     assert found
+
+
+@pytest.mark.parametrize(
+    ("asked", "served"),
+    [
+        ("2026-10", "2026-10"),
+        ("2025-10", "2025-10"),
+        ("unstable", "unstable"),
+        ("2025-07", "2025-10"),  # no longer supported: falls forward to the oldest supported
+        ("2024-01", "2025-10"),
+        ("2019-04", "2025-10"),  # Shopify's first version
+        ("2025-05", None),  # never released: versions are quarterly
+        ("2019-01", None),  # before versioning began
+        ("2027-01", None),  # not released in the sandbox's world
+        ("2026-1", None),  # malformed
+        ("latest", None),
+    ],
+)
+def test_versions_are_served_as_shopify_serves_them(
+    client: Client, asked: str, served: str | None
+) -> None:
+    graphql = client.post("{ shop { name } }", version=asked)
+    rest = client.rest(f"{client.sandbox.url}/admin/api/{asked}/customers.json")
+    if served is None:
+        assert (graphql.status_code, rest.status_code) == (404, 404)
+        return
+    assert graphql.status_code == rest.status_code == 200
+    assert graphql.json()["data"]["shop"]["name"] == "Sandbox Shop"
+    assert len(rest.json()["customers"]) > 0
+    assert graphql.headers["X-Shopify-API-Version"] == served
+    assert rest.headers["X-Shopify-API-Version"] == served
+
+
+def test_version_header_is_on_refusals_too(client: Client) -> None:
+    refused = Client(client.sandbox, token="nope").post("{ shop { name } }", version="2024-04")
+    assert refused.status_code == 401
+    assert refused.headers["X-Shopify-API-Version"] == "2025-10"
+    unknown = client.rest(f"{client.sandbox.url}/admin/api/2024-04/products.json")
+    assert unknown.status_code == 404
+    assert unknown.headers["X-Shopify-API-Version"] == "2025-10"

@@ -11,6 +11,7 @@ import pytest
 import requests
 
 from shopcrm.sandbox.shopify.app import ShopifySandbox
+from shopcrm.sandbox.shopify.bulk import BulkTiming
 from tests.sandbox_shopify_fixtures import Client, small_shop
 
 RUN = """mutation($q: String!) { bulkOperationRunQuery(query: $q) {
@@ -148,3 +149,70 @@ def test_result_download_can_be_cut_short_by_the_fault_knob() -> None:
         assert len(whole) == int(op["fileSize"])
         assert whole.startswith(cut)
         assert len(cut) == len(whole) // 2
+
+
+# --- the latency model ----------------------------------------------------------------------
+
+
+def test_bulk_operation_runs_for_its_modelled_time_with_a_growing_object_count() -> None:
+    start_delay, rate = 0.5, 2000.0
+    with ShopifySandbox(
+        small_shop(1000), bulk_start_delay_s=start_delay, bulk_records_per_s=rate
+    ) as sb:
+        client = Client(sb)
+        started = time.monotonic()
+        gid = start(client, "{ customers { nodes { id } } }")["bulkOperation"]["id"]
+        seen: list[tuple[float, str, int, int]] = []
+        while not seen or seen[-1][1] == "RUNNING":
+            assert time.monotonic() - started < 10, seen[-3:]
+            op = client.data(BY_ID, {"id": gid})["bulkOperation"]
+            elapsed = time.monotonic() - started
+            seen.append((elapsed, op["status"], int(op["objectCount"]), int(op["rootObjectCount"])))
+            time.sleep(0.05)
+    modelled = start_delay + 1000 / rate  # 1.0 s
+    running = [s for s in seen if s[1] == "RUNNING"]
+    status, completed_at, count = seen[-1][1], seen[-1][0], seen[-1][2]
+    assert status == "COMPLETED"
+    assert count == 1000
+    assert modelled <= completed_at <= modelled + 0.5
+    assert running[-1][0] >= modelled - 0.1  # RUNNING until (about) the modelled time
+    counts = [s[2] for s in running]
+    assert counts == sorted(counts)  # objectCount only grows
+    assert counts[0] == 0  # nothing during the start delay
+    assert 0 < max(counts) < 1000
+    assert all(roots == objects for _, _, objects, roots in running)  # customers are roots
+    for elapsed, _, objects, _ in running:  # never ahead of the rate
+        assert objects <= max(0.0, elapsed - start_delay) * rate
+
+
+def test_bulk_timing_counts_lines_at_the_rate_after_the_start_delay() -> None:
+    timing = BulkTiming(start_delay_s=2.0, records_per_s=100.0)
+    assert timing.duration(500) == 7.0
+    assert [timing.shown(t, 500) for t in (0.0, 1.99, 2.5, 4.0, 60.0)] == [0, 0, 50, 200, 500]
+    assert timing.shown(60.0, 120) == 120  # never more than the file holds
+    instant = BulkTiming()
+    assert (instant.duration(10**6), instant.shown(0.0, 42)) == (0.0, 42)
+    with pytest.raises(ValueError, match="records_per_s"):
+        BulkTiming(records_per_s=0)
+    with pytest.raises(ValueError, match="start_delay_s"):
+        BulkTiming(start_delay_s=-1)
+
+
+def test_modelled_counts_and_completed_at_follow_the_runner_clock() -> None:
+    now = [1000.0]
+    with ShopifySandbox(small_shop(30), bulk_start_delay_s=40.0, bulk_records_per_s=1.0) as sb:
+        sb.bulk.clock = lambda: now[0]
+        client = Client(sb)
+        gid = start(client, "{ customers { nodes { id } } }")["bulkOperation"]["id"]
+        record = sb.bulk.operations[int(gid.rsplit("/", 1)[1])]
+        assert record.finished.wait(10)  # the file is written at once; the model holds it back
+        query = "query($id: ID!) { bulkOperation(id: $id) { status objectCount completedAt } }"
+        states = []
+        for at in (1030.0, 1050.0, 1069.0, 1070.0):
+            now[0] = at
+            op = client.data(query, {"id": gid})["bulkOperation"]
+            states.append((op["status"], op["objectCount"]))
+    assert states == [("RUNNING", "0"), ("RUNNING", "10"), ("RUNNING", "29"), ("COMPLETED", "30")]
+    assert record.completed_at is not None
+    took = record.completed_at - record.started_wall.replace(microsecond=0)
+    assert 69 <= took.total_seconds() <= 71  # 40 s + 30 objects at 1/s, at whole seconds

@@ -49,6 +49,12 @@ def test_command_serves_until_interrupted() -> None:
         "500",
         "--restore-rate",
         "25",
+        "--bulk-start-delay",
+        "7",
+        "--bulk-rate",
+        "250",
+        "--latency-ms",
+        "20",
     ]
     proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
@@ -59,6 +65,7 @@ def test_command_serves_until_interrupted() -> None:
             if "api_url:" in line:
                 break
         text = "".join(lines)
+        assert "bulk operations: 7 s to start, then 250 objects/s; latency 20 ms" in text
         url = text.split("api_url: ", 1)[1].split()[0]
         token = text.split("export SHOPCRM_SANDBOX_SHOPIFY_TOKEN=", 1)[1].split()[0]
         response = requests.post(

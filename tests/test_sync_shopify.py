@@ -22,6 +22,7 @@ from sqlalchemy import select
 from typer.testing import CliRunner
 
 from shopcrm.cli.main import app
+from shopcrm.config.load import parse_config
 from shopcrm.connectors.shopify.connector import ShopifyConnector
 from shopcrm.records import Page, TagChange
 from shopcrm.sandbox.shopify.app import ShopifySandbox
@@ -300,3 +301,30 @@ def test_tags_change_only_the_managed_tags_given(sandbox_factory: Any) -> None:
     ]
     assert all("crm:loyal" in ds.customers[cid].tags for cid in ids)
     assert sandbox.server.stats.requests - before == 2  # 102 mutations in documents of 75
+
+
+@pytest.mark.parametrize(("pinned", "warnings"), [("2024-01", 1), ("2026-10", 0)])
+def test_a_connector_pinned_to_an_old_version_syncs_and_warns_once(
+    sandbox_factory: Any,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+    pinned: str,
+    warnings: int,
+) -> None:
+    sandbox = sandbox_factory(300)
+    entry, env = sandbox.shop_entry("main")
+    shops = [{**entry, "api_version": pinned}]
+    config = parse_config({"database": "sqlite://", "shops": shops}, env=env)
+    store = open_store(f"sqlite:///{tmp_path / 'store.db'}")
+    with caplog.at_level(logging.WARNING, logger="shopcrm.connectors.shopify.connector"):
+        result = pull_shop(store, config, config.shops[0])
+    assert result.ok, result.error
+    assert_exact(store, sandbox)
+    assert sandbox.server.stats.by_path[f"POST /admin/api/{pinned}/graphql.json"] > 2
+    said = [r.getMessage() for r in caplog.records if "Shopify answered as" in r.getMessage()]
+    assert len(said) == warnings
+    if warnings:
+        assert said[0] == (
+            "shop main: asked for Admin API version 2024-01, Shopify answered as 2025-10; "
+            "set api_version to 2025-10 or newer"
+        )

@@ -9,10 +9,26 @@ from typing import Annotated, Any
 import typer
 
 from shopcrm.cli.common import command_group, out
+from shopcrm.sandbox.server import REALISTIC_LATENCY_S
+from shopcrm.sandbox.shopify.state import (
+    REALISTIC_BULK_RECORDS_PER_S,
+    REALISTIC_BULK_START_DELAY_S,
+)
 
 sandbox_app = command_group(
     "Serve a local stand-in of a platform's API (foreground; Ctrl-C stops)."
 )
+
+LatencyMs = Annotated[
+    float,
+    typer.Option(
+        min=0,
+        help=(
+            "Round-trip delay added to every response, in ms (a hosted shop: about "
+            f"{REALISTIC_LATENCY_S * 1000:g})."
+        ),
+    ),
+]
 
 
 def _serve(sandbox: Any, banner: str) -> None:
@@ -53,13 +69,35 @@ def sandbox_shopify(
     restore_rate: Annotated[
         float, typer.Option(min=0.1, help="Points restored per second (Standard plan: 100).")
     ] = 100.0,
+    bulk_start_delay: Annotated[
+        float,
+        typer.Option(min=0, help="Seconds a bulk operation runs before reporting any object."),
+    ] = REALISTIC_BULK_START_DELAY_S,
+    bulk_rate: Annotated[
+        float,
+        typer.Option(
+            min=0, help="Objects a bulk operation writes per second after that (0: instant)."
+        ),
+    ] = REALISTIC_BULK_RECORDS_PER_S,
+    latency_ms: LatencyMs = 0.0,
 ) -> None:
-    """Serve a seeded Shopify shop (Admin GraphQL, bulk operations, legacy REST) until Ctrl-C."""
+    """Serve a seeded Shopify shop (Admin GraphQL, bulk operations, legacy REST) until Ctrl-C.
+
+    Bulk operations take as long as users report of Shopify unless told otherwise.
+    """
     from shopcrm.sandbox.seed import generate
     from shopcrm.sandbox.shopify.app import ShopifySandbox, banner
 
     dataset = generate(customers=customers, seed=seed)
-    sandbox = ShopifySandbox(dataset, port=port, bucket_size=bucket, restore_rate=restore_rate)
+    sandbox = ShopifySandbox(
+        dataset,
+        port=port,
+        bucket_size=bucket,
+        restore_rate=restore_rate,
+        bulk_start_delay_s=bulk_start_delay,
+        bulk_records_per_s=bulk_rate or None,
+        latency_s=latency_ms / 1000,
+    )
     _serve(sandbox, banner(sandbox))
 
 
@@ -79,6 +117,7 @@ def sandbox_woocommerce(
             envvar="SHOPCRM_SANDBOX_WOO_SECRET", help="API secret (random).", show_default=False
         ),
     ] = None,
+    latency_ms: LatencyMs = 0.0,
 ) -> None:
     """Serve a seeded WooCommerce store (REST wc/v3, OAuth 1.0a over http) until Ctrl-C."""
     from shopcrm.sandbox.seed import generate
@@ -86,7 +125,11 @@ def sandbox_woocommerce(
 
     dataset = generate(customers=customers, seed=seed, currency=currency, timezone=timezone)
     sandbox = WooCommerceSandbox(
-        dataset, port=port, consumer_key=consumer_key, consumer_secret=consumer_secret
+        dataset,
+        port=port,
+        consumer_key=consumer_key,
+        consumer_secret=consumer_secret,
+        latency_s=latency_ms / 1000,
     )
     _serve(sandbox, banner(sandbox, "woo-sandbox"))
 
@@ -113,6 +156,7 @@ def sandbox_bigcommerce(
     window_ms: Annotated[
         int, typer.Option(min=100, help="Rate-limit window in ms (BigCommerce: 30000).")
     ] = 30_000,
+    latency_ms: LatencyMs = 0.0,
 ) -> None:
     """Serve a seeded BigCommerce store (v3 customers, v2 orders, rate limits) until Ctrl-C."""
     import secrets
@@ -128,6 +172,7 @@ def sandbox_bigcommerce(
         access_token=access_token or secrets.token_hex(16),
         quota=quota,
         window_ms=window_ms,
+        latency_s=latency_ms / 1000,
     )
     _serve(sandbox, banner(sandbox, "bigcommerce-sandbox"))
 

@@ -11,6 +11,7 @@ connection errors are retried by the HttpClient policy. Tags are pushed with ali
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -53,6 +54,8 @@ from shopcrm.errors import (
 from shopcrm.records import CustomerRecord, OrderRecord, Page, R, ShopFacts, TagChange, TagResult
 
 Connection = Callable[[dict[str, Any]], Any]
+log = logging.getLogger(__name__)
+VERSION_HEADER = "X-Shopify-API-Version"  # the version that executed the request
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,6 +129,7 @@ class ShopifyConnector:
         self._auth = ShopifyAuth(shop.credentials, self._client)
         self._endpoint = shopify.ApiVersion.coerce_to_version(shop.api_version).api_path(origin)
         self._endpoint += "/graphql.json"
+        self._version_warned = False
         self._bulk_threshold = config.defaults.sync.bulk_threshold
         self._costs: dict[tuple[str, tuple[tuple[str, int], ...]], float] = {}
         self._bulk = BulkReader(self.query, self._client, sleep=sleep)
@@ -192,16 +196,40 @@ class ShopifyConnector:
 
     def _post(self, payload: dict[str, Any]) -> requests.Response:
         try:
-            return self._client.send_once(
-                "POST", self._endpoint, json=payload, headers=self._auth.headers()
+            return self._served(
+                self._client.send_once(
+                    "POST", self._endpoint, json=payload, headers=self._auth.headers()
+                )
             )
         except AuthError as exc:
             if exc.status != 401 or not self._auth.renewable:
                 raise
         self._auth.invalidate()  # expired or revoked: one new token, then give up
-        return self._client.send_once(
-            "POST", self._endpoint, json=payload, headers=self._auth.headers()
+        return self._served(
+            self._client.send_once(
+                "POST", self._endpoint, json=payload, headers=self._auth.headers()
+            )
         )
+
+    def _served(self, response: requests.Response) -> requests.Response:
+        """Warn once if Shopify answered with another version than the one asked for.
+
+        Shopify serves a version it no longer supports as the oldest supported one and says so
+        in X-Shopify-API-Version (shopify.dev "About Shopify API versioning"): the sync still
+        works, but on a schema the config did not pick.
+        """
+        served = response.headers.get(VERSION_HEADER)
+        if served and served != self.shop.api_version and not self._version_warned:
+            self._version_warned = True
+            log.warning(
+                "shop %s: asked for Admin API version %s, Shopify answered as %s; "
+                "set api_version to %s or newer",
+                self.shop.name,
+                self.shop.api_version,
+                served,
+                served,
+            )
+        return response
 
     def _paginate(
         self, document: str, variables: Mapping[str, Any], connection: Connection, first: int

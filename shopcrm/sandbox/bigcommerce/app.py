@@ -261,6 +261,7 @@ class BigCommerceSandbox(PlatformSandbox):
         quota: requests per window for the whole store.
         window_ms: the rate-limit window.
         clock: monotonic seconds for the window (injectable so tests can run 30 s windows fast).
+        latency_s: round-trip delay added to every response (see `SandboxServer`).
     """
 
     def __init__(
@@ -273,6 +274,7 @@ class BigCommerceSandbox(PlatformSandbox):
         quota: int = 150,
         window_ms: int = 30_000,
         clock: Callable[[], float] = time.monotonic,
+        latency_s: float = 0.0,
     ) -> None:
         self.dataset = dataset
         self.store_hash = store_hash
@@ -286,7 +288,9 @@ class BigCommerceSandbox(PlatformSandbox):
         self._puts_in_flight = 0
         self._put_lock = threading.Lock()
         self._seed_attributes()
-        self.server = SandboxServer(self.handle, port=port, name="bigcommerce-sandbox")
+        self.server = SandboxServer(
+            self.handle, port=port, name="bigcommerce-sandbox", latency_s=latency_s
+        )
 
     # -- PlatformSandbox ------------------------------------------------------------------
 

@@ -11,7 +11,10 @@
     GET  /bulk-results/{id}.jsonl              bulk operation results (no auth, like a signed URL)
 
 Queries are costed and throttled as Shopify documents (`cost`), errors have Shopify's
-shapes, and the schema is a pruned copy of the published one (`schema`).
+shapes, and the schema is a pruned copy of the published one (`schema`). `{version}` is served
+as Shopify does (`state.served_version`): supported versions and `unstable` as themselves, older
+releases by the oldest supported one; every Admin API response names the version that answered
+in `X-Shopify-API-Version`. Bulk operations take the time `bulk.BulkTiming` models.
 """
 
 from __future__ import annotations
@@ -30,7 +33,7 @@ from graphql import GraphQLError, GraphQLSchema, execute, parse, validate
 from shopcrm.sandbox.base import PlatformSandbox
 from shopcrm.sandbox.seed import Dataset
 from shopcrm.sandbox.server import SandboxRequest, SandboxResponse, SandboxServer
-from shopcrm.sandbox.shopify.bulk import BulkRunner
+from shopcrm.sandbox.shopify.bulk import BulkRunner, BulkTiming
 from shopcrm.sandbox.shopify.cost import LeakyBucket, QueryCost
 from shopcrm.sandbox.shopify.resolvers import Call, Resolvers
 from shopcrm.sandbox.shopify.rest import RestApi
@@ -49,6 +52,7 @@ from shopcrm.sandbox.shopify.state import (
     TOKEN_TTL_S,
     ShopState,
     Token,
+    served_version,
 )
 
 __all__ = ["DEFAULT_SCOPES", "ShopifySandbox", "banner"]
@@ -74,6 +78,11 @@ class ShopifySandbox(PlatformSandbox):
         token_ttl_s: lifetime of client-credentials tokens.
         scopes: the access scopes every token of every shop is granted.
         bulk_ready_after_polls: polls of a bulk operation before it reports COMPLETED.
+        bulk_start_delay_s: seconds a bulk operation reports no objects (`BulkTiming`).
+        bulk_records_per_s: objects it reports a second after that; None: instant.
+            Both 0/None by default, so tests run at full speed; `REALISTIC_BULK_*` in
+            `state` are what users report of Shopify.
+        latency_s: round-trip delay added to every response (see `SandboxServer`).
     """
 
     def __init__(
@@ -86,6 +95,9 @@ class ShopifySandbox(PlatformSandbox):
         token_ttl_s: float = TOKEN_TTL_S,
         scopes: Sequence[str] = DEFAULT_SCOPES,
         bulk_ready_after_polls: int = 1,
+        bulk_start_delay_s: float = 0.0,
+        bulk_records_per_s: float | None = None,
+        latency_s: float = 0.0,
     ) -> None:
         shops = {"sandbox": datasets} if isinstance(datasets, Dataset) else dict(datasets)
         if not shops:
@@ -100,9 +112,14 @@ class ShopifySandbox(PlatformSandbox):
         self.token_ttl_s = token_ttl_s
         self.throttled_count = 0
         self.schema: GraphQLSchema = sandbox_schema()
-        self.server = SandboxServer(self.handle, port=port, name="shopify-sandbox")
+        self.server = SandboxServer(
+            self.handle, port=port, name="shopify-sandbox", latency_s=latency_s
+        )
         self.bulk = BulkRunner(
-            self.schema, lambda: self.url, ready_after_polls=bulk_ready_after_polls
+            self.schema,
+            lambda: self.url,
+            ready_after_polls=bulk_ready_after_polls,
+            timing=BulkTiming(bulk_start_delay_s, bulk_records_per_s),
         )
         self.rest = RestApi(self.rest_bucket, lambda: self.url)
         self._buckets: dict[tuple[str, str], LeakyBucket] = {}
@@ -177,16 +194,17 @@ class ShopifySandbox(PlatformSandbox):
         if request.path == "/admin/oauth/access_token" and request.method == "POST":
             return self.issue_token(shop, request)
         api = _API_PATH.match(request.path)
-        if api is None or api["version"] not in API_VERSIONS:
+        version = served_version(api["version"]) if api else None
+        if api is None or version is None:
             return _error(404, "Not Found")
-        headers = {"X-Shopify-API-Version": api["version"]}
+        headers = {"X-Shopify-API-Version": version}
         token = self.authenticate(shop, request)
         if token is None:
             return _error(401, INVALID_TOKEN, headers)
         if api["resource"] == "graphql" and request.method == "POST":
             return self.graphql(shop, token, request, headers)
         if request.method == "GET":
-            return self.rest.get(shop, token, api["version"], api["resource"], request, headers)
+            return self.rest.get(shop, token, version, api["resource"], request, headers)
         return _error(404, "Not Found", headers)
 
     # --- auth ------------------------------------------------------------------------------
@@ -366,9 +384,14 @@ def _max_cost_error(cost: int) -> dict[str, Any]:
 
 def banner(sandbox: ShopifySandbox, name: str = "shopify-sandbox") -> str:
     """What `shopcrm sandbox shopify` prints: where it is, credentials, a config snippet."""
+    timing = sandbox.bulk.timing
+    rate = f"{timing.records_per_s:g} objects/s" if timing.records_per_s else "no rate limit"
     lines = [
-        f"Shopify sandbox at {sandbox.url} (Admin API {', '.join(API_VERSIONS)}; "
-        f"bucket {sandbox.bucket_size:g} points, restoring {sandbox.restore_rate:g}/s)",
+        f"Shopify sandbox at {sandbox.url} (Admin API {', '.join(API_VERSIONS)}, older "
+        f"releases served as {API_VERSIONS[0]}; bucket {sandbox.bucket_size:g} points, "
+        f"restoring {sandbox.restore_rate:g}/s)",
+        f"bulk operations: {timing.start_delay_s:g} s to start, then {rate}; "
+        f"latency {sandbox.server.latency_s * 1000:g} ms per request",
     ]
     for handle, shop in sandbox.shops.items():
         ds = shop.dataset

@@ -7,8 +7,14 @@ come back as `userErrors`. It is then executed for real by graphql-core, in chun
 `CHUNK` root nodes walked with the same cursor paging as `customers`/`orders`, and each chunk
 is flattened into JSONL lines and appended to a temporary file: root nodes as lines, nested
 connection children as their own lines after their parent with `__parentId`. Memory stays
-bounded by one chunk whatever the shop's size. Status goes CREATED -> RUNNING -> COMPLETED
-once the file is written and the operation has been polled `ready_after_polls` times.
+bounded by one chunk whatever the shop's size.
+
+Status goes CREATED (the mutation's answer) -> RUNNING -> COMPLETED. A `BulkTiming` says how
+long that takes the way Shopify's do: nothing for `start_delay_s`, then `records_per_s` objects
+(JSONL lines) a second, so `objectCount` grows while RUNNING and the operation completes
+`start_delay_s + objectCount / records_per_s` after it was created (or when the file is written,
+if later). The default is instant, as tests want; `REALISTIC_BULK_*` in `state` are the figures
+users report. It also stays RUNNING until it has been polled `ready_after_polls` times.
 """
 
 from __future__ import annotations
@@ -19,9 +25,10 @@ import mmap
 import os
 import tempfile
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import timedelta
 from pathlib import Path
 from typing import Any, TextIO, cast
 
@@ -74,15 +81,64 @@ class Shape:
     needs_id: bool = False
 
 
+@dataclass(frozen=True, slots=True)
+class BulkTiming:
+    """How long a bulk operation takes: a fixed start, then objects at a steady rate.
+
+    Args:
+        start_delay_s: seconds before the first object is reported.
+        records_per_s: objects (JSONL lines) a second after that; None: as fast as written.
+    """
+
+    start_delay_s: float = 0.0
+    records_per_s: float | None = None
+
+    def __post_init__(self) -> None:
+        if self.start_delay_s < 0:
+            raise ValueError(f"start_delay_s must be >= 0, got {self.start_delay_s}")
+        if self.records_per_s is not None and self.records_per_s <= 0:
+            raise ValueError(f"records_per_s must be > 0 or None, got {self.records_per_s}")
+
+    def duration(self, objects: int) -> float:
+        """Seconds from creation to completion for an operation of `objects` lines."""
+        rate = self.records_per_s
+        return self.start_delay_s + (objects / rate if rate else 0.0)
+
+    def shown(self, elapsed: float, written: int) -> int:
+        """`objectCount` after `elapsed` seconds, of the `written` lines in the file so far."""
+        running = elapsed - self.start_delay_s
+        if running < 0:
+            return 0
+        if self.records_per_s is None:
+            return written
+        return min(written, int(running * self.records_per_s))
+
+
 class BulkRunner:
-    """Runs and reports the bulk operations of every shop of one sandbox."""
+    """Runs and reports the bulk operations of every shop of one sandbox.
+
+    Args:
+        schema: the sandbox schema the inner queries run against.
+        base_url: the server's URL, known once it listens.
+        ready_after_polls: polls an operation stays RUNNING at least.
+        timing: the latency model (instant by default); replaceable while running.
+        clock: monotonic seconds, injectable for tests.
+    """
 
     def __init__(
-        self, schema: GraphQLSchema, base_url: Callable[[], str], *, ready_after_polls: int = 1
+        self,
+        schema: GraphQLSchema,
+        base_url: Callable[[], str],
+        *,
+        ready_after_polls: int = 1,
+        timing: BulkTiming | None = None,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.schema = schema
-        self.base_url = base_url  # the server's URL, known once it listens
+        self.base_url = base_url
         self.ready_after_polls = ready_after_polls
+        self.timing = timing or BulkTiming()
+        self.clock = clock
         self.operations: dict[int, BulkOperation] = {}
         self._lock = threading.Lock()
         self._next_id = 5_000_000_001
@@ -122,6 +178,7 @@ class BulkRunner:
                 query=query,
                 created_at=shop.dataset.now,
                 path=Path(self._dir.name) / f"{self._next_id}.jsonl",
+                started=self.clock(),
             )
             self._next_id += 1
             self.operations[op.id] = op
@@ -234,7 +291,7 @@ class BulkRunner:
                         break
                     after = encode_cursor(sort, page.keys[-1])
             op.file_size = os.path.getsize(op.path)
-            op.completed_at = datetime.now(UTC).replace(microsecond=0)
+            op.generated_after = self.clock() - op.started
         except Exception:  # the operation fails the way Shopify's do: status, errorCode
             log.exception("bulk operation %s of shop %s failed", op.id, op.shop)
             op.error_code, op.status = "INTERNAL_SERVER_ERROR", "FAILED"
@@ -245,8 +302,16 @@ class BulkRunner:
     def _poll(self, op: BulkOperation) -> Node:
         op.polls += 1
         if op.status in ("CREATED", "RUNNING"):
-            done = op.finished.is_set() and op.polls >= self.ready_after_polls
+            takes = self.timing.duration(op.object_count)
+            done = (
+                op.finished.is_set()
+                and op.polls >= self.ready_after_polls
+                and self.clock() - op.started >= takes
+            )
             op.status = "COMPLETED" if done else "RUNNING"
+            if done:
+                after = timedelta(seconds=max(takes, op.generated_after))
+                op.completed_at = (op.started_wall + after).replace(microsecond=0)
         return self._node(op)
 
     def node(self, shop: ShopState, ident: int) -> Node | None:
@@ -261,6 +326,10 @@ class BulkRunner:
     def _node(self, op: BulkOperation) -> Node:
         done = op.status == "COMPLETED"
         url = f"{self.base_url()}/bulk-results/{op.id}.jsonl" if done and op.object_count else None
+        objects, roots = op.object_count, op.root_object_count
+        if not done:  # what the model has reached; roots in the file's proportion
+            shown = self.timing.shown(self.clock() - op.started, objects)
+            objects, roots = shown, roots * shown // objects if objects else 0
         return {
             "__typename": "BulkOperation",
             "id": gid("BulkOperation", op.id),
@@ -270,8 +339,8 @@ class BulkRunner:
             "query": op.query,
             "createdAt": iso(op.created_at),
             "completedAt": iso(op.completed_at) if done else None,
-            "objectCount": str(op.object_count if done else 0),
-            "rootObjectCount": str(op.root_object_count if done else 0),
+            "objectCount": str(objects),
+            "rootObjectCount": str(roots),
             "fileSize": str(op.file_size) if done and op.object_count else None,
             "url": url,
             "partialDataUrl": None,

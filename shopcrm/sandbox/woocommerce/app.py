@@ -128,6 +128,7 @@ class WooCommerceSandbox(PlatformSandbox):
         port: 0 picks a free port.
         consumer_key, consumer_secret: the read/write API key (random when not given).
         read_only_key: an extra (key, secret) pair with `read` permission only.
+        latency_s: round-trip delay added to every response (see `SandboxServer`).
     """
 
     def __init__(
@@ -138,6 +139,7 @@ class WooCommerceSandbox(PlatformSandbox):
         consumer_key: str | None = None,
         consumer_secret: str | None = None,
         read_only_key: tuple[str, str] | None = None,
+        latency_s: float = 0.0,
     ) -> None:
         self.dataset = dataset
         self.consumer_key = consumer_key or f"ck_{secrets.token_hex(20)}"
@@ -151,7 +153,7 @@ class WooCommerceSandbox(PlatformSandbox):
         with dataset.lock:
             for customer in dataset.customers.values():
                 customer.extra.setdefault(shapes.META, shapes.seed_meta(customer, self._meta_id))
-        self.server = SandboxServer(self.handle, port=port, name="woocommerce")
+        self.server = SandboxServer(self.handle, port=port, name="woocommerce", latency_s=latency_s)
         self._paying_cache: tuple[int, set[int]] | None = None
         self._writes = 0  # bumped by writes through the API, beside dataset.version
         self._selected: dict[Listing, tuple[tuple[Any, ...], list[Any]]] = {}
