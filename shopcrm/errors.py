@@ -12,6 +12,7 @@
      │    └── TransientError      worth retrying later                                exit 75
      │         ├── RateLimited    throttled (429 / THROTTLED); may carry retry_after
      │         └── PlatformUnavailable  5xx, timeout, connection refused, bad body
+     ├── NoMatch                  nobody in the store matches (forget, export)        exit 1
      ├── PushRefused              a push exceeded the safety limit                    exit 1
      ├── RunFailed                one or more shops failed in a run                   exit 1
      ├── RunInterrupted           a stop was requested; ended after a committed page  exit 1
@@ -99,6 +100,10 @@ class RateLimited(TransientError):
 
 class PlatformUnavailable(TransientError):
     """5xx, timeout, refused connection or an unreadable body."""
+
+
+class NoMatch(ShopcrmError):
+    """Nobody in the store matches the person or customer asked for."""
 
 
 class PushRefused(ShopcrmError):

@@ -14,7 +14,7 @@ from typing import Annotated
 
 import typer
 
-from shopcrm.cli import config, db, enrich, sandbox, sync
+from shopcrm.cli import config, db, enrich, privacy, sandbox, sync
 from shopcrm.cli.common import LogFormat, LogLevel, State, command_group
 from shopcrm.config.schema import DEFAULT_CONFIG_PATH
 from shopcrm.errors import EXIT_USAGE
@@ -50,7 +50,7 @@ def main_options(
     ctx.obj = State(config_path=config, log_format=log_format)
 
 
-for group in (config, db, sync, sandbox, enrich):
+for group in (config, db, sync, sandbox, enrich, privacy):
     group.register(app)
 
 
