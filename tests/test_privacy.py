@@ -37,6 +37,7 @@ from shopcrm.store.upsert import (
     upsert_customers,
     upsert_orders,
 )
+from shopcrm.sync.lock import shop_lock
 from shopcrm.sync.push import plan_push
 
 T0 = datetime(2026, 1, 10, 9, tzinfo=UTC)
@@ -401,3 +402,12 @@ def test_cli_forget_dry_run_confirmation_and_yes(cli_store):
     assert "ann" not in everything(cli_store)
     with cli_store.engine.connect() as conn:
         assert conn.execute(text("SELECT COUNT(*) FROM forget_log")).scalar_one() == 1
+
+
+def test_cli_forget_is_refused_while_a_run_holds_one_of_the_shops(cli_store):
+    before = everything(cli_store)
+    with shop_lock(cli_store, "web"):
+        result = CliRunner().invoke(app, ["forget", "ann@x.com", "--yes"])
+    assert result.exit_code == 75
+    assert "shop web is already being run" in result.stderr
+    assert everything(cli_store) == before

@@ -2,8 +2,8 @@
 
 Exit codes: 0 success, 1 a run failed, 2 usage or config error, 75 temporarily unable
 (lock held, platform unavailable). See `shopcrm.errors` for the tree behind them. Each command
-group is a module of this package (`config`, `db`, `sync`, `enrich`, `sandbox`); `common` is
-what they share.
+group is a module of this package (`config`, `db`, `sync`, `enrich`, `sandbox`, `privacy`);
+`common` is what they share.
 """
 
 from __future__ import annotations

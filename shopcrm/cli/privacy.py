@@ -30,11 +30,13 @@ def forget(
 ) -> None:
     """Erase a person's personal data from the store, keeping anonymous order amounts so the
     shops' metrics stay the same; exit 1 when nobody matches."""
+    from contextlib import ExitStack
     from datetime import UTC, datetime
 
     from shopcrm.enrich.pipeline import ENRICH_LOCK_WAIT_S, enrichment_lock
     from shopcrm.store.privacy import forget as forget_in_store
     from shopcrm.store.privacy import parse_selector
+    from shopcrm.sync.lock import shop_lock
 
     selector = parse_selector(who)
     with open_configured_store(ctx) as store:
@@ -50,9 +52,14 @@ def forget(
         if not yes and not typer.confirm(f"forget {summary}?", default=False):
             out.print("nothing forgotten", markup=False)
             raise typer.Exit(EXIT_FAILED)
-        # no enrichment may write memberships computed before the forget after it
-        with enrichment_lock(store, ENRICH_LOCK_WAIT_S), store.session() as session:
-            done = forget_in_store(session, selector, datetime.now(UTC))
+        with ExitStack() as held:
+            # no sync of these shops may write what it read before the forget (refused at
+            # once, exit 75, while one runs), and no enrichment memberships computed before it
+            for name in plan.shops:
+                held.enter_context(shop_lock(store, name))
+            held.enter_context(enrichment_lock(store, ENRICH_LOCK_WAIT_S))
+            with store.session() as session:
+                done = forget_in_store(session, selector, datetime.now(UTC))
     out.print(
         f"forgot {done.customers} customer account(s) and {done.orders} order(s) in "
         f"{', '.join(done.shops)}; amounts kept anonymously",
