@@ -58,7 +58,7 @@ def newest_per_id(records: Iterable[T]) -> list[T]:
     return list(newest.values())
 
 
-# Columns a forgotten (redacted) row keeps empty on re-sync (store/privacy.py).
+# Columns a forgotten row keeps empty on re-sync (store/privacy.py, docs/privacy.md).
 PERSONAL = {
     "customer": (
         "email",
@@ -79,10 +79,12 @@ def _upsert(
     updatable: dict[str, Any] = {
         name: stmt.excluded[name] for name in rows[0] if name not in ("shop_id", "platform_id")
     }
-    # a redacted row keeps its personal columns as forget left them, and stays redacted
+    # a forgotten row keeps its personal columns as forget left them, and stays redacted
+    # (a customer's own `redacted` flag comes from the platform: only `redacted_at` is ours)
+    forgotten = table.c.redacted_at.is_not(None) if table is _customer_t else table.c.redacted
     for name in PERSONAL[table.name]:
-        updatable[name] = case((table.c.redacted, table.c[name]), else_=stmt.excluded[name])
-    updatable["redacted"] = or_(table.c.redacted, stmt.excluded.redacted)
+        updatable[name] = case((forgotten, table.c[name]), else_=stmt.excluded[name])
+    updatable["redacted"] = or_(forgotten, stmt.excluded.redacted)
     stmt = stmt.on_conflict_do_update(
         index_elements=["shop_id", "platform_id"],
         set_=updatable,
@@ -149,7 +151,7 @@ def _forgotten_customers(session: Session, shop_id: int, orders: Sequence[OrderR
         platform_id: (at, updated)
         for platform_id, at, updated in session.execute(
             select(_customer_t.c.platform_id, _customer_t.c.redacted_at, _customer_t.c.updated_at)
-            .where(_customer_t.c.shop_id == shop_id, _customer_t.c.redacted)
+            .where(_customer_t.c.shop_id == shop_id, _customer_t.c.redacted_at.is_not(None))
             .where(_customer_t.c.platform_id.in_(sorted(wanted)))
         )
     }
@@ -158,8 +160,7 @@ def _forgotten_customers(session: Session, shop_id: int, orders: Sequence[OrderR
     back = {
         r.customer_platform_id
         for r in orders
-        if r.customer_platform_id in redacted
-        and (redacted[r.customer_platform_id][0] or r.created_at) < r.created_at
+        if r.customer_platform_id in redacted and redacted[r.customer_platform_id][0] < r.created_at
     }
     if back:
         session.execute(
