@@ -266,3 +266,33 @@ def test_0007_links_stored_orders_to_their_customers(engine: Engine) -> None:
         assert (
             conn.execute(text("SELECT customer_id FROM orders WHERE id = 1")).scalar_one() is None
         )
+
+
+def test_0008_adds_the_redaction_columns_and_the_forget_log(engine: Engine) -> None:
+    """Rows stored before 0008 are not redacted; going back drops only what 0008 added."""
+    upgrade(engine, "0007")
+    with engine.begin() as conn:
+        conn.execute(text("INSERT INTO shop (id, name, platform) VALUES (1, 's', 'csv')"))
+        _customers(conn, [{"id": 1, "shop": 1, "pid": "c1"}])
+        conn.execute(
+            text(
+                "INSERT INTO orders (id, shop_id, platform_id, customer_id, created_at, "
+                "updated_at, currency, total, refunded, deleted) VALUES (1, 1, 'o1', 1, "
+                "'2026-01-01 00:00:00.000000', '2026-01-01 00:00:00.000000', 'EUR', 0, 0, false)"
+            )
+        )
+    upgrade(engine)
+    assert _diffs(engine, SQLModel.metadata) == []
+    with engine.begin() as conn:
+        assert conn.execute(text("SELECT redacted FROM orders")).scalar_one() in (False, 0)
+        assert conn.execute(text("SELECT redacted_at FROM customer")).scalar_one() is None
+        conn.execute(
+            text(
+                "INSERT INTO forget_log (at, scope, shops, customers, orders, persons) "
+                "VALUES ('2026-02-01 00:00:00.000000', 'person', '[\"s\"]', 1, 1, 1)"
+            )
+        )
+    downgrade(engine, "0007")
+    assert "forget_log" not in _tables(engine)
+    with engine.connect() as conn:
+        assert conn.execute(text("SELECT customer_id FROM orders")).scalar_one() == 1

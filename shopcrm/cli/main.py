@@ -2,8 +2,8 @@
 
 Exit codes: 0 success, 1 a run failed, 2 usage or config error, 75 temporarily unable
 (lock held, platform unavailable). See `shopcrm.errors` for the tree behind them. Each command
-group is a module of this package (`config`, `db`, `sync`, `enrich`, `sandbox`); `common` is
-what they share.
+group is a module of this package (`config`, `db`, `sync`, `enrich`, `sandbox`, `privacy`);
+`common` is what they share.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from typing import Annotated
 
 import typer
 
-from shopcrm.cli import config, customer, db, enrich, export, sandbox, status, sync
+from shopcrm.cli import config, customer, db, enrich, export, privacy, sandbox, status, sync
 from shopcrm.cli.common import LogFormat, LogLevel, State, command_group
 from shopcrm.config.schema import DEFAULT_CONFIG_PATH
 from shopcrm.errors import EXIT_USAGE
@@ -50,7 +50,7 @@ def main_options(
     ctx.obj = State(config_path=config, log_format=log_format)
 
 
-for group in (config, db, sync, sandbox, enrich, status, customer, export):
+for group in (config, db, sync, sandbox, enrich, status, customer, export, privacy):
     group.register(app)
 
 

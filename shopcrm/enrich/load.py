@@ -129,7 +129,7 @@ _CUSTOMERS_QUERY = ColumnQuery(
         ("id", "int"),
         ("shop_id", "int"),
         ("COALESCE(person_id, -1)", "int"),
-        ("CASE WHEN deleted THEN 1 ELSE 0 END", "int"),
+        ("CASE WHEN deleted THEN 1 ELSE 0 END + CASE WHEN redacted THEN 2 ELSE 0 END", "int"),
     ],
     "customer WHERE true",
     table="customer",
@@ -143,10 +143,16 @@ class Customers:
 
     customer_id: Ints
     shop_id: Ints
+    redacted: NDArray[np.bool_]  # forgotten (store/privacy.py): in no segment
 
     def of_shop(self, shop_id: int) -> Ints:
         """A shop's customer ids, ascending."""
         return np.sort(self.customer_id[self.shop_id == shop_id])
+
+    def redacted_of_shop(self, shop_id: int) -> NDArray[np.bool_]:
+        """Which of `of_shop(shop_id)` are forgotten, in the same order."""
+        mine = self.shop_id == shop_id
+        return self.redacted[mine][np.argsort(self.customer_id[mine])]
 
 
 @dataclass(frozen=True, slots=True)
@@ -180,7 +186,8 @@ def load_store(
         order_columns = next(results)
         people = _People(*next(results))
     orders = _orders(people, *order_columns)
-    customers = Customers(people.customer_id[~people.deleted], people.shop_id[~people.deleted])
+    kept = ~people.deleted
+    customers = Customers(people.customer_id[kept], people.shop_id[kept], people.redacted[kept])
     return customers, orders, lines
 
 
@@ -228,11 +235,15 @@ class _People:
     customer_id: Ints
     shop_id: Ints
     person_id: Ints
-    deleted_flag: Ints
+    flags: Ints
 
     @property
     def deleted(self) -> NDArray[np.bool_]:
-        return self.deleted_flag > 0
+        return (self.flags & 1) > 0
+
+    @property
+    def redacted(self) -> NDArray[np.bool_]:
+        return (self.flags & 2) > 0
 
 
 def _orders(

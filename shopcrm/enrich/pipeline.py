@@ -416,6 +416,9 @@ def _enrich_shop(
         masks = segments.built_in(cols, model.fitted)
         rules = [(rule.name, parse_rule(rule.rule)) for rule in config.segment_rules(cfg)]
         masks.update(segments.user_defined(rules, cols))
+        # a forgotten customer counts in the shop's metrics but is in no segment
+        forgotten = snap.customers.redacted_of_shop(shop.id)
+        masks = {name: mask & ~forgotten for name, mask in masks.items()}
     with timings.stage("write"):
         digested = customer_rows(rows, ScoreRows(r, f, m, seg, p_alive, expected, eov, value))
         before_write()

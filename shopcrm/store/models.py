@@ -60,7 +60,10 @@ class Customer(SQLModel, table=True):
     accepts_marketing: bool | None = None
     tags: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
     deleted: bool = False
+    # Set by `shopcrm forget` (store/privacy.py): the personal columns stay empty on re-sync
+    # until the customer places an order created after `redacted_at` (store/upsert.py).
     redacted: bool = False
+    redacted_at: datetime | None = _utc()
     person_id: int | None = Field(default=None, foreign_key="person.id", index=True)
     synced_at: datetime | None = _utc()
 
@@ -93,6 +96,7 @@ class Order(SQLModel, table=True):
     refunded: Decimal = _money()
     financial_status: str | None = Field(default=None, max_length=40)
     deleted: bool = False
+    redacted: bool = False  # forgotten: its email stays empty on re-sync (store/privacy.py)
     person_id: int | None = Field(default=None, foreign_key="person.id", index=True)
     synced_at: datetime | None = _utc()
 
@@ -222,3 +226,17 @@ class PushLog(SQLModel, table=True):
     at: datetime = _utc(nullable=False)
     outcome: str = Field(max_length=20)
     error: str | None = None
+
+
+class ForgetLog(SQLModel, table=True):
+    """That a forget happened: when, in which shops, how many rows; never whom."""
+
+    __tablename__ = "forget_log"
+
+    id: int | None = Field(default=None, primary_key=True)
+    at: datetime = _utc(nullable=False)
+    scope: str = Field(max_length=20)  # "person" or "customer"
+    shops: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    customers: int = 0
+    orders: int = 0
+    persons: int = 0

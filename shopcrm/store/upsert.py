@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, TypeVar
 
-from sqlalchemy import Table, delete, insert, select
+from sqlalchemy import Table, case, delete, insert, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session
 
@@ -58,13 +58,33 @@ def newest_per_id(records: Iterable[T]) -> list[T]:
     return list(newest.values())
 
 
+# Columns a forgotten row keeps empty on re-sync (store/privacy.py, docs/privacy.md).
+PERSONAL = {
+    "customer": (
+        "email",
+        "email_normalised",
+        "first_name",
+        "last_name",
+        "accepts_marketing",
+        "tags",
+    ),
+    "orders": ("email", "email_normalised"),
+}
+
+
 def _upsert(
     session: Session, table: Table, rows: list[dict[str, Any]], *, returning: bool
 ) -> list[Any]:
     stmt = _insert(session, table)
-    updatable = {
+    updatable: dict[str, Any] = {
         name: stmt.excluded[name] for name in rows[0] if name not in ("shop_id", "platform_id")
     }
+    # a forgotten row keeps its personal columns as forget left them, and stays redacted
+    # (a customer's own `redacted` flag comes from the platform: only `redacted_at` is ours)
+    forgotten = table.c.redacted_at.is_not(None) if table is _customer_t else table.c.redacted
+    for name in PERSONAL[table.name]:
+        updatable[name] = case((forgotten, table.c[name]), else_=stmt.excluded[name])
+    updatable["redacted"] = or_(forgotten, stmt.excluded.redacted)
     stmt = stmt.on_conflict_do_update(
         index_elements=["shop_id", "platform_id"],
         set_=updatable,
@@ -116,6 +136,54 @@ def upsert_customers(
     return len(unique)
 
 
+def _forgotten_customers(session: Session, shop_id: int, orders: Sequence[OrderRecord]) -> set[str]:
+    """The orders (platform ids) that belong to a forgotten customer and stay forgotten.
+
+    The rule (docs/privacy.md): an order of a redacted customer created before the forget is
+    stored redacted; one created after it is a new purchase and brings the customer back
+    (`redacted` cleared). The rest of their record returns with their next customer record:
+    the customers stream's checkpoint is moved back to re-read it on the next sync.
+    """
+    wanted = {r.customer_platform_id for r in orders if r.customer_platform_id}
+    if not wanted:
+        return set()
+    redacted = {
+        platform_id: (at, updated)
+        for platform_id, at, updated in session.execute(
+            select(_customer_t.c.platform_id, _customer_t.c.redacted_at, _customer_t.c.updated_at)
+            .where(_customer_t.c.shop_id == shop_id, _customer_t.c.redacted_at.is_not(None))
+            .where(_customer_t.c.platform_id.in_(sorted(wanted)))
+        )
+    }
+    if not redacted:
+        return set()
+    back = {
+        r.customer_platform_id
+        for r in orders
+        if r.customer_platform_id in redacted and redacted[r.customer_platform_id][0] < r.created_at
+    }
+    if back:
+        session.execute(
+            update(_customer_t)
+            .where(_customer_t.c.shop_id == shop_id, _customer_t.c.platform_id.in_(sorted(back)))
+            .values(redacted=False, redacted_at=None)
+        )
+        _reread_customers_from(session, shop_id, min(redacted[p][1] for p in back))
+    return {
+        r.platform_id
+        for r in orders
+        if r.customer_platform_id in redacted and r.customer_platform_id not in back
+    }
+
+
+def _reread_customers_from(session: Session, shop_id: int, updated_at: datetime) -> None:
+    """Move the customers checkpoint back so the next sync re-reads a returning customer."""
+    state = session.get(SyncState, (shop_id, CUSTOMERS))
+    if state is not None and (state.high_water_mark is None or state.high_water_mark > updated_at):
+        state.high_water_mark = updated_at
+        session.flush()
+
+
 def upsert_orders(
     session: Session, shop_id: int, records: Sequence[OrderRecord], now: datetime
 ) -> int:
@@ -123,13 +191,15 @@ def upsert_orders(
     unique = newest_per_id(records)
     if not unique:
         return 0
+    forgotten = _forgotten_customers(session, shop_id, unique)
     rows = [
         {
             "shop_id": shop_id,
             "platform_id": r.platform_id,
             "customer_platform_id": r.customer_platform_id,
-            "email": r.email,
-            "email_normalised": normalise_email(r.email),
+            "email": None if r.platform_id in forgotten else r.email,
+            "email_normalised": None if r.platform_id in forgotten else normalise_email(r.email),
+            "redacted": r.platform_id in forgotten,
             "number": r.number,
             "created_at": r.created_at,
             "processed_at": r.processed_at,

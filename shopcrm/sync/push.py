@@ -11,6 +11,8 @@ one transaction, so a second push without a pull sends nothing. A crash between 
 answer and that commit is safe to re-run: adding a tag a customer already has, or removing one
 it lacks, is a no-op on every platform's primitive.
 
+Forgotten (redacted) customers are never pushed to, not even to remove a tag.
+
 A dry run computes the plan and writes nothing, neither to the platform nor to the store.
 """
 
@@ -156,7 +158,9 @@ def plan_push(
         return PushPlan(shop=shop.name, prefix=prefix, customers_total=0)
     rows = session.execute(
         select(Customer.id, Customer.platform_id, Customer.tags).where(
-            Customer.shop_id == shop_id, Customer.deleted.is_(False)
+            Customer.shop_id == shop_id,
+            Customer.deleted.is_(False),
+            Customer.redacted.is_(False),  # forgotten: never pushed to (docs/privacy.md)
         )
     ).all()
     desired: dict[int, set[str]] = defaultdict(set)

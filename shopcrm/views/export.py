@@ -228,7 +228,7 @@ def _write_parquet(batches: Iterator[list[Row]], path: Path) -> int:
 
 
 @contextmanager
-def _replacing(target: Path) -> Iterator[Path]:
+def replacing(target: Path) -> Iterator[Path]:
     """A temporary path beside `target`, renamed onto it when the block ends normally and
     removed when it does not (an error, Ctrl-C)."""
     folder = target.parent
@@ -256,7 +256,7 @@ def write_export(batches: Iterator[list[Row]], fmt: str, out: Path | None) -> in
         return (_write_csv if fmt == "csv" else _write_jsonl)(batches, sys.stdout)
     if out.is_dir():
         raise UsageError(f"cannot write {out}: it is a folder")
-    with _replacing(out) as temp:
+    with replacing(out) as temp:
         if fmt == "parquet":
             return _write_parquet(batches, temp)
         with temp.open("w", encoding="utf-8", newline="") as file:
