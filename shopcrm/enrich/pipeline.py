@@ -504,16 +504,17 @@ def _trends(
         mine = code == c
         name = o.currencies[c]
         months = np.arange(max(int(month[mine].min()), last - HISTORY_MONTHS + 1), last + 1)
+        b = trends.buyers(buyer[mine], day[mine])
         for period, ends, measures in (
             (
                 "month",
                 [trends.month_end(m) for m in months.tolist()],
-                trends.period_measures(buyer[mine], month[mine], net[mine], months),
+                trends.period_measures(b, month[mine], net[mine], months, trends.month_numbers),
             ),
             (
                 "day",
                 [as_of],
-                trends.period_measures(buyer[mine], day[mine], net[mine], np.array([as_of_day])),
+                trends.period_measures(b, day[mine], net[mine], np.array([as_of_day])),
             ),
         ):
             for i, end in enumerate(ends):

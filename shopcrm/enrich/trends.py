@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date, timedelta
+from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
@@ -83,44 +84,64 @@ def _per_period(index: Ints, valid: NDArray[np.bool_], n: int, weights: Ints | N
     return out
 
 
-def _first_two(code: Ints, period: Ints, n_buyers: int) -> tuple[Ints, Ints]:
-    """Per buyer, the period of its first and of its second order (-1: no second)."""
-    order = np.lexsort((period, code))
-    c, p = code[order], period[order]
-    starts = np.flatnonzero(np.r_[True, c[1:] != c[:-1]]) if len(c) else np.zeros(0, np.int64)
-    first = p[starts]
-    second = np.full(n_buyers, -1, dtype=np.int64)
+@dataclass(frozen=True, slots=True)
+class Buyers:
+    """Purchases' buyers coded 0.. (-1: unidentified), with each buyer's first and second
+    purchase day (-1: no second), computed once for every kind of period."""
+
+    code: Ints
+    first_day: Ints
+    second_day: Ints
+
+
+def buyers(buyer: Ints, day: Ints) -> Buyers:
+    """Code the buyers of these purchases and find their first two purchase days."""
+    known = buyer >= 0
+    code = np.full(len(buyer), -1, dtype=np.int64)
+    codes, inverse = distinct_codes(buyer[known])
+    code[known] = inverse
+    n = len(codes)
+    second = np.full(n, -1, dtype=np.int64)
+    if not n:
+        return Buyers(code, np.zeros(0, dtype=np.int64), second)
+    d = day[known]
+    low = int(d.min())
+    bits = (int(d.max()) - low).bit_length()
+    key = np.sort((code[known] << bits) | (d - low))  # one int64 sort, no lexsort
+    c, p = key >> bits, (key & ((1 << bits) - 1)) + low
+    starts = np.flatnonzero(np.r_[True, c[1:] != c[:-1]])
     has = starts + 1 < len(c)
     has[has] = c[starts[has] + 1] == c[starts[has]]
     second[c[starts[has]]] = p[starts[has] + 1]
-    return first, second
+    return Buyers(code, p[starts], second)
 
 
-def period_measures(buyer: Ints, period: Ints, net_micros: Ints, periods: Ints) -> Measures:
-    """The module docstring's measures of each of `periods` (ascending) from the purchases."""
+def period_measures(
+    b: Buyers, period: Ints, net_micros: Ints, periods: Ints, period_of_day: Any = None
+) -> Measures:
+    """The module docstring's measures of each of `periods` (ascending) from the purchases;
+    `period_of_day` maps day numbers to the periods' numbers (None: periods are days)."""
     n = len(periods)
+    of = period_of_day or (lambda days: days)
     at = np.minimum(np.searchsorted(periods, period), max(n - 1, 0))
     valid = (periods[at] == period) if n else np.zeros(len(period), bool)
-    known = buyer >= 0
-    codes, code = distinct_codes(buyer[known])
-    code = code.astype(np.int64)
-    first, second = _first_two(code, period[known], len(codes))
-    pair_period = period[known]
-    pairs, _ = distinct_codes(code * (int(pair_period.max(initial=0)) + 1) + pair_period)
-    width = int(pair_period.max(initial=0)) + 1
-    pair_code, pair_period = pairs // width, pairs % width
-    pair_at = np.minimum(np.searchsorted(periods, pair_period), max(n - 1, 0))
-    pair_valid = (periods[pair_at] == pair_period) if n else np.zeros(len(pairs), bool)
-    is_new = pair_period == first[pair_code]
+    first = of(b.first_day)
+    second = of(b.second_day[b.second_day >= 0])
+    mine = valid & (b.code >= 0)
+    width = n + 1
+    pairs, _ = distinct_codes(b.code[mine] * width + at[mine])
+    pair_code, pair_at = pairs // width, pairs % width
+    is_new = periods[pair_at] == first[pair_code]
+    everywhere = np.ones(len(pairs), dtype=bool)
     return Measures(
         periods=periods,
         orders=_per_period(at, valid, n),
         net_micros=_per_period(at, valid, n, net_micros),
-        customers=_per_period(pair_at, pair_valid, n),
-        new_customers=_per_period(pair_at, pair_valid & is_new, n),
-        buyer_orders=_per_period(at, valid & known, n),
+        customers=_per_period(pair_at, everywhere, n),
+        new_customers=_per_period(pair_at, is_new, n),
+        buyer_orders=_per_period(at, mine, n),
         customers_to_date=np.searchsorted(np.sort(first), periods, side="right"),
-        repeat_to_date=np.searchsorted(np.sort(second[second >= 0]), periods, side="right"),
+        repeat_to_date=np.searchsorted(np.sort(second), periods, side="right"),
     )
 
 
