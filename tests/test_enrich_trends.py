@@ -18,10 +18,12 @@ from __future__ import annotations
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 
+import numpy as np
 import pytest
 from sqlalchemy import func, select
 
 from shopcrm.config.load import parse_config
+from shopcrm.enrich import trends
 from shopcrm.enrich.pipeline import run_enrich
 from shopcrm.records import CustomerRecord, OrderRecord
 from shopcrm.store import history
@@ -249,3 +251,40 @@ def test_segment_changes_previous_rfm_group_and_flows(store):
 def test_unknown_shop_is_a_usage_error(store):
     with pytest.raises(history.UsageError, match="'nope'"):
         history.metric_snapshots(store, "nope")
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_period_measures_match_their_definition(seed):
+    """Random purchases: each measure recounted per period from its definition, in Python."""
+    rng = np.random.default_rng(seed)
+    n = 400
+    buyer = rng.integers(-1, 40, n)
+    day = rng.integers(20_000, 20_200, n)
+    net = rng.integers(1, 10_000_000, n)
+    month = trends.month_numbers(day)
+    months = np.arange(int(month.min()), int(month.max()) + 1)
+    got = trends.period_measures(
+        trends.buyers(buyer, day), month, net, months, trends.month_numbers
+    )
+    rows = list(zip(buyer.tolist(), day.tolist(), month.tolist(), net.tolist(), strict=True))
+    for i, p in enumerate(months.tolist()):
+        here = [r for r in rows if r[2] == p]
+        people = {r[0] for r in here if r[0] >= 0}
+        firsts = {
+            b: min(r[1] for r in rows if r[0] == b) for b in {r[0] for r in rows if r[0] >= 0}
+        }
+        days = {b: sorted(r[1] for r in rows if r[0] == b) for b in firsts}
+        new = {b for b in people if trends.month_numbers(np.array([firsts[b]]))[0] == p}
+        upto = [b for b in firsts if trends.month_numbers(np.array([firsts[b]]))[0] <= p]
+        repeat = [
+            b
+            for b in firsts
+            if len(days[b]) > 1 and trends.month_numbers(np.array([days[b][1]]))[0] <= p
+        ]
+        assert got.orders[i] == len(here)
+        assert got.net_micros[i] == sum(r[3] for r in here)
+        assert got.customers[i] == len(people)
+        assert got.new_customers[i] == len(new)
+        assert got.buyer_orders[i] == sum(1 for r in here if r[0] >= 0)
+        assert got.customers_to_date[i] == len(upto)
+        assert got.repeat_to_date[i] == len(repeat)
