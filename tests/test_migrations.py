@@ -185,21 +185,29 @@ def _customers(conn: Connection, rows: list[dict[str, Any]]) -> None:
     )
 
 
+def _two_customers_in_segments(conn: Connection, memberships: list[dict[str, Any]]) -> None:
+    """Shop 1 with customers 1 and 2, and these memberships (customer, segment, since)."""
+    conn.execute(text("INSERT INTO shop (id, name, platform) VALUES (1, 's', 'csv')"))
+    _customers(conn, [{"id": 1, "shop": 1, "pid": "c1"}, {"id": 2, "shop": 1, "pid": "c2"}])
+    conn.execute(
+        text(
+            "INSERT INTO segment_membership (shop_id, customer_id, segment, since) "
+            "VALUES (1, :customer, :segment, :since)"
+        ),
+        memberships,
+    )
+
+
 def test_0005_keeps_every_membership_both_ways(engine: Engine) -> None:
     """0005 rebuilds segment_membership keyed by (customer, segment); no row may be lost."""
     upgrade(engine, "0004")
     with engine.begin() as conn:
-        conn.execute(text("INSERT INTO shop (id, name, platform) VALUES (1, 's', 'csv')"))
-        _customers(conn, [{"id": 1, "shop": 1, "pid": "c1"}, {"id": 2, "shop": 1, "pid": "c2"}])
-        conn.execute(
-            text(
-                "INSERT INTO segment_membership (shop_id, customer_id, segment, since) "
-                "VALUES (1, :customer, :segment, '2026-02-01')"
-            ),
+        _two_customers_in_segments(
+            conn,
             [
-                {"customer": 1, "segment": "vip"},
-                {"customer": 1, "segment": "new"},
-                {"customer": 2, "segment": "vip"},
+                {"customer": 1, "segment": "vip", "since": "2026-02-01"},
+                {"customer": 1, "segment": "new", "since": "2026-02-01"},
+                {"customer": 2, "segment": "vip", "since": "2026-02-01"},
             ],
         )
 
@@ -276,13 +284,8 @@ def test_0008_records_stored_memberships_as_entered_at_their_date(engine: Engine
     their `since`, and each customer's current RFM group is taken as entered then."""
     upgrade(engine, "0007")
     with engine.begin() as conn:
-        conn.execute(text("INSERT INTO shop (id, name, platform) VALUES (1, 's', 'csv')"))
-        _customers(conn, [{"id": 1, "shop": 1, "pid": "c1"}, {"id": 2, "shop": 1, "pid": "c2"}])
-        conn.execute(
-            text(
-                "INSERT INTO segment_membership (shop_id, customer_id, segment, since) "
-                "VALUES (1, :customer, :segment, :since)"
-            ),
+        _two_customers_in_segments(
+            conn,
             [
                 {"customer": 1, "segment": "rfm-loyal", "since": "2026-02-01"},
                 {"customer": 1, "segment": "vip", "since": "2026-03-05"},

@@ -154,7 +154,7 @@ def rollup(snapshots: Iterable[Snapshot]) -> list[Snapshot]:
     for snap in snapshots:
         groups[(snap.currency, snap.period, snap.period_end)].append(snap)
     out = []
-    for (_, _, _), rows in sorted(groups.items()):
+    for _, rows in sorted(groups.items()):
         total = rows[0]
         for row in rows[1:]:
             total = _add(total, row)
