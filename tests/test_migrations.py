@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -12,7 +13,9 @@ from sqlmodel import SQLModel
 
 import shopcrm.store.models  # noqa: F401  (registers the tables on SQLModel.metadata)
 from shopcrm.errors import SchemaOutOfDate, StoreError
+from shopcrm.store import history
 from shopcrm.store.db import (
+    Store,
     current_revision,
     downgrade,
     head_revision,
@@ -182,21 +185,29 @@ def _customers(conn: Connection, rows: list[dict[str, Any]]) -> None:
     )
 
 
+def _two_customers_in_segments(conn: Connection, memberships: list[dict[str, Any]]) -> None:
+    """Shop 1 with customers 1 and 2, and these memberships (customer, segment, since)."""
+    conn.execute(text("INSERT INTO shop (id, name, platform) VALUES (1, 's', 'csv')"))
+    _customers(conn, [{"id": 1, "shop": 1, "pid": "c1"}, {"id": 2, "shop": 1, "pid": "c2"}])
+    conn.execute(
+        text(
+            "INSERT INTO segment_membership (shop_id, customer_id, segment, since) "
+            "VALUES (1, :customer, :segment, :since)"
+        ),
+        memberships,
+    )
+
+
 def test_0005_keeps_every_membership_both_ways(engine: Engine) -> None:
     """0005 rebuilds segment_membership keyed by (customer, segment); no row may be lost."""
     upgrade(engine, "0004")
     with engine.begin() as conn:
-        conn.execute(text("INSERT INTO shop (id, name, platform) VALUES (1, 's', 'csv')"))
-        _customers(conn, [{"id": 1, "shop": 1, "pid": "c1"}, {"id": 2, "shop": 1, "pid": "c2"}])
-        conn.execute(
-            text(
-                "INSERT INTO segment_membership (shop_id, customer_id, segment, since) "
-                "VALUES (1, :customer, :segment, '2026-02-01')"
-            ),
+        _two_customers_in_segments(
+            conn,
             [
-                {"customer": 1, "segment": "vip"},
-                {"customer": 1, "segment": "new"},
-                {"customer": 2, "segment": "vip"},
+                {"customer": 1, "segment": "vip", "since": "2026-02-01"},
+                {"customer": 1, "segment": "new", "since": "2026-02-01"},
+                {"customer": 2, "segment": "vip", "since": "2026-02-01"},
             ],
         )
 
@@ -296,3 +307,37 @@ def test_0008_adds_the_redaction_columns_and_the_forget_log(engine: Engine) -> N
     assert "forget_log" not in _tables(engine)
     with engine.connect() as conn:
         assert conn.execute(text("SELECT customer_id FROM orders")).scalar_one() == 1
+
+
+def test_0009_records_stored_memberships_as_entered_at_their_date(engine: Engine) -> None:
+    """Memberships stored before the history become `entered` changes at midnight UTC of
+    their `since`, and each customer's current RFM group is taken as entered then."""
+    upgrade(engine, "0008")
+    with engine.begin() as conn:
+        _two_customers_in_segments(
+            conn,
+            [
+                {"customer": 1, "segment": "rfm-loyal", "since": "2026-02-01"},
+                {"customer": 1, "segment": "vip", "since": "2026-03-05"},
+            ],
+        )
+        conn.execute(
+            text(
+                "INSERT INTO customer_metrics (customer_id, shop_id, orders_count, total_spent, "
+                "rfm_segment, computed_at) VALUES (:c, 1, 1, 0, :seg, '2026-03-06 00:00:00.000000')"
+            ),
+            [{"c": 1, "seg": "loyal"}, {"c": 2, "seg": None}],
+        )
+    upgrade(engine)
+    store = Store(engine)
+    changes = history.segment_history(store, [1, 2])
+    assert [(c.segment, c.entered, c.at) for c in changes[1]] == [
+        ("rfm-loyal", True, datetime(2026, 2, 1, tzinfo=UTC)),
+        ("vip", True, datetime(2026, 3, 5, tzinfo=UTC)),
+    ]
+    assert changes[2] == []
+    states = history.rfm_state(store, [1, 2])
+    assert states[1] == history.RfmState("loyal", None, datetime(2026, 2, 1, tzinfo=UTC))
+    assert states[2] == history.RfmState(None, None, None)
+    downgrade(engine, "0008")
+    assert "segment_change" not in _tables(engine)

@@ -19,7 +19,7 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import asdict, dataclass, field, replace
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +27,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from shopcrm.config.schema import AppConfig, ShopConfig
-from shopcrm.enrich import clv, history, rfm, segments
+from shopcrm.enrich import clv, history, rfm, segments, trends
 from shopcrm.enrich.codes import distinct_codes
 from shopcrm.enrich.dbio import executor_for
 from shopcrm.enrich.history import History
@@ -52,21 +52,25 @@ from shopcrm.enrich.load import (
 from shopcrm.enrich.purchases import (
     MICROS_PER_DAY,
     day_number,
+    day_of,
     is_purchase,
     local_days,
     today_in,
 )
 from shopcrm.enrich.rules import Column, parse_rule
+from shopcrm.enrich.snapshots import write_cohorts, write_snapshots
 from shopcrm.enrich.write import (
     MetricsRows,
     ScoreRows,
     StoredRows,
     customer_rows,
     metrics_rows_for,
+    next_rfm_state,
     order_set_digests,
     stale_histories,
     stored_customer_metrics,
     stored_person_metrics,
+    stored_rfm_state,
     sync_memberships,
     with_top_products,
     write_customer_metrics,
@@ -75,11 +79,24 @@ from shopcrm.enrich.write import (
 from shopcrm.errors import LockHeld, UsageError
 from shopcrm.store.db import Store
 from shopcrm.store.locks import store_lock
+from shopcrm.store.types import from_micros
 
 Ints = NDArray[np.int64]
 ENRICH_LOCK_WAIT_S = 600.0  # how long an enrichment waits for another one to finish
 # "write_persons" runs on a second thread, beside "history" .. "segments" of the first shop.
-STAGES = ("identity", "load", "history", "rfm", "fit", "segments", "write", "write_persons")
+STAGES = (
+    "identity",
+    "load",
+    "history",
+    "rfm",
+    "changes",
+    "fit",
+    "segments",
+    "snapshots",
+    "write",
+    "write_persons",
+)
+HISTORY_MONTHS = 24  # months of metric snapshots and cohorts computed from the orders
 
 
 class Timings:
@@ -356,6 +373,14 @@ def _enrich_shop(
             h.days_since_last[buyers], h.orders_count[buyers], h.total_micros[buyers]
         )
         seg[buyers] = rfm.segment_names(r[buyers], f[buyers], m[buyers])
+    with timings.stage("changes"):
+        with store.engine.connect() as conn:
+            stored_rfm = stored_rfm_state(conn, shop.id, customer_ids)
+        now_us = (now - _EPOCH) // timedelta(microseconds=1)
+        rfm_state = next_rfm_state(stored_rfm, seg, now_us)
+        in_group = rfm_state.since_us >= 0
+        since_day = local_days(rfm_state.since_us, shop.timezone)
+        days_in_group = np.where(in_group, np.maximum(data.as_of_day - since_day, 0), 0)
     with timings.stage("fit"):
         owners, summary = summarise_shop(snap, data)
         model = clv.fit_shop(summary, config.defaults.clv)
@@ -412,6 +437,8 @@ def _enrich_shop(
             "currency": Column(
                 np.full(n, currency, dtype=object), np.full(n, currency is not None)
             ),
+            "previous_rfm_segment": Column(rfm_state.previous, rfm_state.previous != None),  # noqa: E711
+            "days_in_rfm_segment": Column(days_in_group, in_group),
         }
         masks = segments.built_in(cols, model.fitted)
         rules = [(rule.name, parse_rule(rule.rule)) for rule in config.segment_rules(cfg)]
@@ -419,12 +446,19 @@ def _enrich_shop(
         # a forgotten customer counts in the shop's metrics but is in no segment
         forgotten = snap.customers.redacted_of_shop(shop.id)
         masks = {name: mask & ~forgotten for name, mask in masks.items()}
+    with timings.stage("snapshots"):
+        snapshot_rows, cohort_cells = _trends(snap, shop, currency, data.as_of_day, masks, seg)
     with timings.stage("write"):
-        digested = customer_rows(rows, ScoreRows(r, f, m, seg, p_alive, expected, eov, value))
+        scores = ScoreRows(
+            r, f, m, seg, p_alive, expected, eov, value, rfm_state.previous, rfm_state.since_us
+        )
+        digested = customer_rows(rows, scores)
         before_write()
         with store.engine.begin() as conn:
             write_customer_metrics(conn, shop.id, digested, now, stored)
-            changes = sync_memberships(conn, shop.id, customer_ids, masks, as_of)
+            changes = sync_memberships(conn, shop.id, customer_ids, masks, as_of, now)
+            write_snapshots(conn, shop.id, snapshot_rows, as_of, now)
+            write_cohorts(conn, shop.id, cohort_cells)
     return ShopReport(
         shop=shop.name,
         as_of=as_of,
@@ -438,6 +472,101 @@ def _enrich_shop(
         joined=changes.joined,
         left=changes.left,
     )
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def _trends(
+    snap: _Snapshot,
+    shop: ShopInfo,
+    currency: str | None,
+    as_of_day: int,
+    masks: segments.Masks,
+    seg: NDArray[np.object_],
+) -> tuple[list[dict[str, Any]], dict[tuple[date, int], tuple[int, int]]]:
+    """The shop's snapshot rows per currency (its months up to `HISTORY_MONTHS` back, and the
+    as-of day) and its cohort cells, from the orders already loaded (docs/enrichment.md
+    "Trends"). Segment and RFM group counts are those of this enrichment: only the rows of
+    the periods holding the as-of date, in the shop's currency, get them."""
+    o = snap.orders
+    counted = (o.shop_id == shop.id) & is_purchase(
+        o.cancelled, o.void_status, o.net_micros, snap.local_day, as_of_day
+    )
+    buyer, day, net = o.person_id[counted], snap.local_day[counted], o.net_micros[counted]
+    month, code = trends.month_numbers(day), o.currency[counted]
+    last = int(trends.month_numbers(np.array([as_of_day]))[0])
+    as_of = day_of(as_of_day)
+    groups = Counter(s for s in seg.tolist() if s is not None)
+    state = {
+        "segments": {name: int(np.count_nonzero(mask)) for name, mask in sorted(masks.items())},
+        "rfm_groups": {name: groups[name] for name in rfm.SEGMENTS},
+    }
+    rows: list[dict[str, Any]] = []
+    for c in np.unique(code).tolist():
+        mine = code == c
+        name = o.currencies[c]
+        months = np.arange(max(int(month[mine].min()), last - HISTORY_MONTHS + 1), last + 1)
+        b = trends.buyers(buyer[mine], day[mine])
+        for period, ends, measures in (
+            (
+                "month",
+                [trends.month_end(m) for m in months.tolist()],
+                trends.period_measures(b, month[mine], net[mine], months, trends.month_numbers),
+            ),
+            (
+                "day",
+                [as_of],
+                trends.period_measures(b, day[mine], net[mine], np.array([as_of_day])),
+            ),
+        ):
+            for i, end in enumerate(ends):
+                now_state = name == currency and end >= as_of
+                rows.append(_snapshot_row(name, period, end, as_of, measures, i, state, now_state))
+    cohorts = trends.cohort_retention(buyer, month, last, HISTORY_MONTHS)
+    cells = {
+        (trends.month_start(c), k): (n, a)
+        for c, k, n, a in zip(
+            cohorts.cohort_month.tolist(),
+            cohorts.months_since.tolist(),
+            cohorts.customers.tolist(),
+            cohorts.active.tolist(),
+            strict=True,
+        )
+    }
+    return rows, cells
+
+
+def _snapshot_row(
+    currency: str,
+    period: str,
+    end: date,
+    as_of: date,
+    m: trends.Measures,
+    i: int,
+    state: dict[str, dict[str, int]],
+    with_state: bool,
+) -> dict[str, Any]:
+    aov = int(m.aov_micros[i])
+    frequency, repeat = float(m.purchase_frequency[i]), float(m.repeat_purchase_rate[i])
+    return {
+        "currency": currency,
+        "period": period,
+        "period_end": end,
+        "as_of": as_of,
+        "customers": int(m.customers[i]),
+        "new_customers": int(m.new_customers[i]),
+        "returning_customers": int(m.returning_customers[i]),
+        "orders": int(m.orders[i]),
+        "net_revenue": from_micros(int(m.net_micros[i])),
+        "average_order_value": from_micros(aov) if aov >= 0 else None,
+        "purchase_frequency": None if np.isnan(frequency) else frequency,
+        "customers_to_date": int(m.customers_to_date[i]),
+        "repeat_customers_to_date": int(m.repeat_to_date[i]),
+        "repeat_purchase_rate": None if np.isnan(repeat) else repeat,
+        "segments": state["segments"] if with_state else None,
+        "rfm_groups": state["rfm_groups"] if with_state else None,
+    }
 
 
 def _usable(pred: clv.Predictions) -> bool:

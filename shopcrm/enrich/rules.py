@@ -43,6 +43,8 @@ FIELDS: dict[str, Kind] = {
     "frequency_score": "count",
     "monetary_score": "count",
     "rfm_segment": "text",
+    "previous_rfm_segment": "text",
+    "days_in_rfm_segment": "count",
     "p_alive": "number",
     "expected_purchases": "number",
     "expected_order_value": "money",

@@ -54,6 +54,8 @@ class ScoreRows:
     expected_purchases: NDArray[np.float64]
     eov_micros: Ints  # -1 = none
     clv_micros: Ints  # -1 = none
+    previous_segment: NDArray[np.object_]  # the RFM group last left, None = none
+    segment_since_us: Ints  # when the current RFM group was entered, -1 = no group
 
 
 def _floats(values: NDArray[np.float64]) -> list[float | None]:
@@ -286,6 +288,7 @@ class CustomerRows:
 def customer_rows(m: MetricsRows, s: ScoreRows) -> CustomerRows:
     daily = [m.days_since_last, s.recency, s.frequency, s.monetary, s.segment, s.p_alive]
     daily += [s.expected_purchases, s.eov_micros, s.clv_micros]
+    daily += [s.previous_segment, s.segment_since_us]
     return CustomerRows(m, s, fingerprints(daily, m.history_prints))
 
 
@@ -313,6 +316,8 @@ def write_customer_metrics(
             "expected_purchases": _floats(s.expected_purchases[rows]),
             "expected_order_value": d.money(eov, eov >= 0),
             "predicted_clv": d.money(value, value >= 0),
+            "previous_rfm_segment": s.previous_segment[rows].tolist(),
+            "rfm_segment_since": d.times(s.segment_since_us[rows], s.segment_since_us[rows] >= 0),
             "computed_at": [d.time(computed_at)] * len(rows),
         }
 
@@ -435,8 +440,11 @@ def sync_memberships(
     customer_ids: Ints,
     segments: Mapping[str, NDArray[np.bool_]],
     since: date,
+    at: datetime,
 ) -> MembershipChanges:
     """Make a shop's memberships equal to `segments`; new members get `since`, others keep theirs.
+    Each membership started or ended is recorded in `segment_change` at `at`, in the same
+    transaction, so the changes are exactly the difference between two states.
 
     Args:
         conn: connection inside the shop's transaction.
@@ -444,6 +452,7 @@ def sync_memberships(
         customer_ids: customer ids, parallel to every mask.
         segments: segment name -> which customers are members.
         since: the date new memberships start (the as-of date).
+        at: the time the changes are recorded at (the enrichment's).
 
     Returns:
         How many memberships started and ended, and each segment's size.
@@ -483,11 +492,67 @@ def sync_memberships(
             f"SELECT {d.param()}, k.customer_id, k.segment, {d.param()} FROM ({keyed}) AS k",
             (shop_id, d.day(since), d.array(names), d.array(joined.tolist())),
         )
+    for keys, entered in ((left, False), (joined, True)):
+        if len(keys):
+            conn.exec_driver_sql(
+                "INSERT INTO segment_change (shop_id, customer_id, segment, entered, at) "  # noqa: S608
+                f"SELECT {d.param()}, k.customer_id, k.segment, {d.param()}, {d.param()} "
+                f"FROM ({keyed}) AS k",
+                (shop_id, entered, d.time(at), d.array(names), d.array(keys.tolist())),
+            )
     return MembershipChanges(
         len(joined),
         len(left),
         {name: int(np.count_nonzero(mask)) for name, mask in segments.items()},
     )
+
+
+@dataclass(frozen=True, slots=True)
+class RfmState:
+    """Each customer's RFM group as stored, the one it last left, and since when."""
+
+    segment: NDArray[np.object_]  # None = no group
+    previous: NDArray[np.object_]
+    since_us: Ints  # -1 = none
+
+
+def stored_rfm_state(conn: Connection, shop_id: int, customer_ids: Ints) -> RfmState:
+    """The stored RFM state of these customers (ascending ids); customers without a metrics
+    row have none."""
+    d = dialect_of(conn)
+    never = "'1970-01-01 00:00:00.000000'" if d.sqlite else "TIMESTAMPTZ 'epoch'"
+    ids, segment, previous, since, known = fetch_columns(
+        conn,
+        [
+            ("customer_id", "int"),
+            ("COALESCE(rfm_segment, '')", "text"),
+            ("COALESCE(previous_rfm_segment, '')", "text"),
+            (f"COALESCE(rfm_segment_since, {never})", "time"),
+            ("CASE WHEN rfm_segment_since IS NULL THEN 0 ELSE 1 END", "int"),
+        ],
+        f"customer_metrics WHERE shop_id = {d.param()}",
+        (shop_id,),
+    )
+    n = len(customer_ids)
+    state = RfmState(np.full(n, None, object), np.full(n, None, object), np.full(n, -1))
+    at, held = find(customer_ids, ids)
+    rows = at[held]
+    for target, texts in ((state.segment, segment), (state.previous, previous)):
+        values = np.array(texts, dtype=object)[held]
+        target[rows] = np.where(values == "", None, values)
+    state.since_us[rows] = np.where(known[held] > 0, since[held], -1)
+    return state
+
+
+def next_rfm_state(stored: RfmState, segment: NDArray[np.object_], now_us: int) -> RfmState:
+    """The state after this enrichment's groups (`segment`, None = none): a customer whose
+    group changed left the stored one (now its previous) and entered the new one now."""
+    changed = stored.segment != segment
+    left = changed & (stored.segment != None)  # noqa: E711  (element-wise on objects)
+    previous = np.where(left, stored.segment, stored.previous)
+    since = np.where(changed, now_us, stored.since_us)
+    since = np.where(segment == None, -1, since)  # noqa: E711
+    return RfmState(segment.copy(), previous, since)
 
 
 def metrics_rows_for(

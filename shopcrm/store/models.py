@@ -145,6 +145,9 @@ class CustomerMetrics(SQLModel, table=True):
     # A digest of the purchase history alone: when only the daily values moved, only they are
     # rewritten.
     history_fingerprint: int | None = Field(default=None, sa_type=BigInteger)
+    # The RFM group the customer last left, and when it entered its current one (`segment_change`).
+    previous_rfm_segment: str | None = Field(default=None, max_length=40)
+    rfm_segment_since: datetime | None = _utc()
 
 
 class PersonMetrics(SQLModel, table=True):
@@ -181,6 +184,63 @@ class SegmentMembership(SQLModel, table=True):
     segment: str = Field(primary_key=True, max_length=100)
     shop_id: int = Field(foreign_key="shop.id", index=True)
     since: date
+
+
+class SegmentChange(SQLModel, table=True):
+    """A customer entering or leaving a segment (`rfm-*` ones included), at the time of the
+    enrichment that saw it: the history `segment_membership` keeps only the present of."""
+
+    __tablename__ = "segment_change"
+    __table_args__ = (
+        Index("ix_segment_change_customer_at", "customer_id", "at"),
+        Index("ix_segment_change_shop_at", "shop_id", "at"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    shop_id: int = Field(foreign_key="shop.id")
+    customer_id: int = Field(foreign_key="customer.id", ondelete="CASCADE")
+    segment: str = Field(max_length=100)
+    entered: bool
+    at: datetime = _utc(nullable=False)
+
+
+class MetricSnapshot(SQLModel, table=True):
+    """A shop's CRM measures in one currency over one period (a calendar month or day in the
+    shop's timezone, ending on `period_end`), as of `as_of` (docs/enrichment.md "Trends")."""
+
+    __tablename__ = "metric_snapshot"
+
+    shop_id: int = Field(foreign_key="shop.id", primary_key=True)
+    currency: str = Field(primary_key=True, max_length=3)
+    period: str = Field(primary_key=True, max_length=10)
+    period_end: date = Field(primary_key=True)
+    as_of: date
+    customers: int
+    new_customers: int
+    returning_customers: int
+    orders: int
+    net_revenue: Decimal = _money()
+    average_order_value: Decimal | None = _money(nullable=True)
+    purchase_frequency: float | None = None
+    customers_to_date: int
+    repeat_customers_to_date: int
+    repeat_purchase_rate: float | None = None
+    segments: dict[str, int] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
+    rfm_groups: dict[str, int] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
+    computed_at: datetime = _utc(nullable=False)
+
+
+class CohortRetention(SQLModel, table=True):
+    """Of the buyers whose first order in a shop fell in `cohort_month`, how many bought again
+    `months_since` months later (rewritten by each enrichment from the orders)."""
+
+    __tablename__ = "cohort_retention"
+
+    shop_id: int = Field(foreign_key="shop.id", primary_key=True)
+    cohort_month: date = Field(primary_key=True)
+    months_since: int = Field(primary_key=True)
+    customers: int
+    active: int
 
 
 class SyncState(SQLModel, table=True):
