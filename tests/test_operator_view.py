@@ -380,3 +380,25 @@ def test_the_operator_commands_change_nothing_in_the_store(filled: Filled) -> No
     ):
         assert filled.cli(*args).exit_code == 0
     assert snapshot() == before
+
+
+def test_export_metrics_writes_every_snapshot_and_the_rollup(filled: Filled) -> None:
+    from shopcrm.store.history import metric_snapshots
+
+    snapshots = metric_snapshots(filled.store, None)
+    assert snapshots, "the runs' enrichments stored snapshots"
+    result = filled.cli("export", "metrics", "--rollup", "--format", "jsonl")
+    assert result.exit_code == 0, result.output
+    rows = [json.loads(line) for line in result.output.splitlines()]
+    own = [r for r in rows if r["shop"] != "all"]
+    assert len(own) == len(snapshots)
+    by_key = {(s.shop, s.currency, s.period_end.isoformat()): s for s in snapshots}
+    for row in own:
+        snap = by_key[(row["shop"], row["currency"], row["period_end"])]
+        assert row["net_revenue"] == format(snap.net_revenue, "f")
+        assert row["orders"] == snap.orders
+    eur_month = {r["period_end"] for r in own if r["currency"] == "EUR"}
+    rolled = [r for r in rows if r["shop"] == "all" and r["currency"] == "EUR"]
+    assert {r["period_end"] for r in rolled} == eur_month
+    bad = filled.cli("export", "metrics", "--period", "year")
+    assert bad.exit_code == 2

@@ -24,6 +24,8 @@ METRICS_SHOWN = (
     ("frequency_score", "F"),
     ("monetary_score", "M"),
     ("rfm_segment", "RFM group"),
+    ("rfm_segment_since", "  in it since"),
+    ("previous_rfm_segment", "  previous group"),
     ("p_alive", "P(alive)"),
     ("expected_purchases", "expected purchases"),
     ("predicted_clv", "predicted value"),

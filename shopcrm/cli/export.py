@@ -13,7 +13,14 @@ from shopcrm.config.schema import AppConfig
 from shopcrm.enrich.rfm import SEGMENTS as RFM_GROUPS
 from shopcrm.enrich.segments import BUILT_IN, RFM_PREFIX
 from shopcrm.errors import NoMatch, UsageError
-from shopcrm.views.export import FORMATS, Selection, customer_batches, write_export
+from shopcrm.views.export import (
+    FORMATS,
+    METRIC_COLUMNS,
+    Selection,
+    customer_batches,
+    snapshot_rows,
+    write_export,
+)
 
 export_app = command_group("Write the store's customers (or their history) to a file.")
 
@@ -69,6 +76,39 @@ def export_customers(
         count = write_export(chain([first], batches), fmt, out)
     if out is not None:
         err.print(f"wrote {count} customers to {out}", markup=False)
+
+
+@export_app.command("metrics")
+def export_metrics(
+    ctx: typer.Context,
+    shop: Annotated[str | None, typer.Option("--shop", help="Only this shop.")] = None,
+    period: Annotated[str, typer.Option("--period", help="month or day.")] = "month",
+    rollup_: Annotated[
+        bool,
+        typer.Option("--rollup", help="Add each currency's totals across shops (shop 'all')."),
+    ] = False,
+    fmt: FormatOption = "csv",
+    out: OutOption = None,
+) -> None:
+    """The CRM metrics over time, per shop, currency and period (docs/enrichment.md, "Trends")."""
+    from shopcrm.store.history import metric_snapshots, rollup
+
+    cfg = state(ctx).config
+    if shop is not None:
+        cfg.shop(shop)
+    if period not in ("month", "day"):
+        raise UsageError(f"--period {period!r}: give month or day")
+    if fmt not in FORMATS:
+        raise UsageError(f"--format {fmt!r}: give one of {', '.join(FORMATS)}")
+    with open_configured_store(ctx) as store:
+        snapshots = metric_snapshots(store, shop, period=period)
+    if rollup_:
+        snapshots = [*snapshots, *rollup(snapshots)]
+    if not snapshots:
+        raise NoMatch("no metrics to export yet: run `shopcrm enrich` (or `run`) first")
+    count = write_export(snapshot_rows(snapshots), fmt, out, METRIC_COLUMNS)
+    if out is not None:
+        err.print(f"wrote {count} rows to {out}", markup=False)
 
 
 def register(app: typer.Typer) -> None:

@@ -38,7 +38,7 @@ SEGMENT_SEPARATOR = ";"
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
 # (column, kind): kind says how each format writes it
-COLUMNS: tuple[tuple[str, str], ...] = (
+COLUMNS: Columns = (
     ("email", "text"),
     ("first_name", "text"),
     ("last_name", "text"),
@@ -57,11 +57,13 @@ COLUMNS: tuple[tuple[str, str], ...] = (
     ("frequency_score", "int"),
     ("monetary_score", "int"),
     ("rfm_segment", "text"),
+    ("previous_rfm_segment", "text"),
+    ("rfm_segment_since", "time"),
     ("p_alive", "float"),
     ("expected_purchases", "float"),
     ("predicted_clv", "money"),
 )
-NAMES = tuple(name for name, _ in COLUMNS)
+Columns = tuple[tuple[str, str], ...]
 _METRICS = (
     CustomerMetrics.currency,
     CustomerMetrics.orders_count,
@@ -74,6 +76,8 @@ _METRICS = (
     CustomerMetrics.frequency_score,
     CustomerMetrics.monetary_score,
     CustomerMetrics.rfm_segment,
+    CustomerMetrics.previous_rfm_segment,
+    CustomerMetrics.rfm_segment_since,
     CustomerMetrics.p_alive,
     CustomerMetrics.expected_purchases,
     CustomerMetrics.predicted_clv,
@@ -155,6 +159,10 @@ def _money(value: Decimal | None) -> str | None:
 
 
 def _csv_cell(kind: str) -> Callable[[Any], Any]:
+    if kind == "json":
+        return lambda v: "" if v is None else json.dumps(v, sort_keys=True)
+    if kind == "date":
+        return lambda v: "" if v is None else v.isoformat()
     if kind == "money":
         return lambda v: "" if v is None else _money(v)
     if kind == "text":
@@ -169,15 +177,15 @@ def _csv_cell(kind: str) -> Callable[[Any], Any]:
 def _json_cell(kind: str) -> Callable[[Any], Any]:
     if kind == "money":
         return _money
-    if kind == "time":
+    if kind in ("time", "date"):
         return lambda v: None if v is None else v.isoformat()
     return lambda v: v
 
 
-def _write_csv(batches: Iterator[list[Row]], file: IO[str]) -> int:
-    cells = [_csv_cell(kind) for _, kind in COLUMNS]
+def _write_csv(batches: Iterator[list[Row]], file: IO[str], columns: Columns) -> int:
+    cells = [_csv_cell(kind) for _, kind in columns]
     writer = csv.writer(file, lineterminator="\n")
-    writer.writerow(NAMES)
+    writer.writerow([name for name, _ in columns])
     count = 0
     for batch in batches:
         writer.writerows([[cell(v) for cell, v in zip(cells, row, strict=True)] for row in batch])
@@ -185,13 +193,14 @@ def _write_csv(batches: Iterator[list[Row]], file: IO[str]) -> int:
     return count
 
 
-def _write_jsonl(batches: Iterator[list[Row]], file: IO[str]) -> int:
-    cells = [_json_cell(kind) for _, kind in COLUMNS]
+def _write_jsonl(batches: Iterator[list[Row]], file: IO[str], columns: Columns) -> int:
+    cells = [_json_cell(kind) for _, kind in columns]
+    names = [name for name, _ in columns]
     count = 0
     for batch in batches:
         file.writelines(
             json.dumps(
-                dict(zip(NAMES, [c(v) for c, v in zip(cells, row, strict=True)], strict=True)),
+                dict(zip(names, [c(v) for c, v in zip(cells, row, strict=True)], strict=True)),
                 ensure_ascii=False,
             )
             + "\n"
@@ -201,7 +210,7 @@ def _write_jsonl(batches: Iterator[list[Row]], file: IO[str]) -> int:
     return count
 
 
-def _write_parquet(batches: Iterator[list[Row]], path: Path) -> int:
+def _write_parquet(batches: Iterator[list[Row]], path: Path, columns: Columns) -> int:
     try:
         import pyarrow as pa
         import pyarrow.parquet as pq
@@ -216,15 +225,26 @@ def _write_parquet(batches: Iterator[list[Row]], path: Path) -> int:
         "float": pa.float64(),
         "money": pa.decimal128(20, 6),
         "time": pa.timestamp("us", tz="UTC"),
+        "date": pa.date32(),
+        "json": pa.string(),
     }
-    schema = pa.schema([(name, types[kind]) for name, kind in COLUMNS])
+    schema = pa.schema([(name, types[kind]) for name, kind in columns])
     count = 0
     with pq.ParquetWriter(path, schema) as writer:
         for batch in batches:
-            columns = list(zip(*batch, strict=True))
-            writer.write_batch(pa.record_batch(columns, schema=schema))
+            json_at = [i for i, (_, kind) in enumerate(columns) if kind == "json"]
+            if json_at:
+                batch = [_json_texts(row, json_at) for row in batch]
+            arrays = list(zip(*batch, strict=True))
+            writer.write_batch(pa.record_batch(arrays, schema=schema))
             count += len(batch)
     return count
+
+
+def _json_texts(row: Row, at: list[int]) -> Row:
+    return tuple(
+        json.dumps(v, sort_keys=True) if i in at and v is not None else v for i, v in enumerate(row)
+    )
 
 
 @contextmanager
@@ -246,18 +266,48 @@ def replacing(target: Path) -> Iterator[Path]:
         raise
 
 
-def write_export(batches: Iterator[list[Row]], fmt: str, out: Path | None) -> int:
+def write_export(
+    batches: Iterator[list[Row]], fmt: str, out: Path | None, columns: Columns = COLUMNS
+) -> int:
     """Write the rows in `fmt` to `out` (stdout when None; not for Parquet); the row count."""
     if fmt not in FORMATS:
         raise UsageError(f"unknown format {fmt!r} (known: {', '.join(FORMATS)})")
     if out is None:
         if fmt == "parquet":
             raise UsageError("Parquet is binary: give --out FILE")
-        return (_write_csv if fmt == "csv" else _write_jsonl)(batches, sys.stdout)
+        return (_write_csv if fmt == "csv" else _write_jsonl)(batches, sys.stdout, columns)
     if out.is_dir():
         raise UsageError(f"cannot write {out}: it is a folder")
     with replacing(out) as temp:
         if fmt == "parquet":
-            return _write_parquet(batches, temp)
+            return _write_parquet(batches, temp, columns)
         with temp.open("w", encoding="utf-8", newline="") as file:
-            return (_write_csv if fmt == "csv" else _write_jsonl)(batches, file)
+            return (_write_csv if fmt == "csv" else _write_jsonl)(batches, file, columns)
+
+
+# The history of metrics (`shopcrm export metrics`): one row per shop, currency and period.
+METRIC_COLUMNS: Columns = (
+    ("shop", "text"),
+    ("currency", "text"),
+    ("period", "text"),
+    ("period_end", "date"),
+    ("customers", "int"),
+    ("new_customers", "int"),
+    ("returning_customers", "int"),
+    ("orders", "int"),
+    ("net_revenue", "money"),
+    ("average_order_value", "money"),
+    ("purchase_frequency", "float"),
+    ("repeat_purchase_rate", "float"),
+    ("customers_to_date", "int"),
+    ("repeat_customers_to_date", "int"),
+    ("segments", "json"),
+    ("rfm_groups", "json"),
+)
+
+
+def snapshot_rows(snapshots: Sequence[Any]) -> Iterator[list[Row]]:
+    """Metric snapshots (`store.history.Snapshot`) as export rows, in one batch."""
+    rows = [tuple(getattr(s, name) for name, _ in METRIC_COLUMNS) for s in snapshots]
+    if rows:
+        yield rows
