@@ -22,6 +22,7 @@ FORBIDDEN = {
     "shopcrm.records": ("shopcrm.",),
     "shopcrm.errors": ("shopcrm.",),
     "shopcrm.log": ("shopcrm.",),
+    "shopcrm.jsonable": ("shopcrm.",),
     "shopcrm.config": (
         "shopcrm.store",
         "shopcrm.sync",

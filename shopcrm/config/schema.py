@@ -89,6 +89,15 @@ class Schedule(_Model):
     def interval(self) -> timedelta | None:
         return parse_duration(self.every) if self.every else None
 
+    def trigger(self) -> Any:
+        """This schedule as an APScheduler trigger in UTC (for `schedule` and `status`)."""
+        from apscheduler.triggers.cron import CronTrigger
+        from apscheduler.triggers.interval import IntervalTrigger
+
+        if self.interval is not None:
+            return IntervalTrigger(seconds=self.interval.total_seconds(), timezone="UTC")
+        return CronTrigger.from_crontab(self.cron or "", timezone="UTC")
+
 
 class PushSettings(_Model):
     max_change_share: float = Field(default=0.25, gt=0, le=1)

@@ -13,14 +13,14 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, replace
-from datetime import date, datetime
-from decimal import Decimal
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import delete, exists, or_, select, update
 from sqlmodel import Session
 
 from shopcrm.errors import NoMatch, UsageError
+from shopcrm.jsonable import jsonable
 from shopcrm.store.emails import normalise_email
 from shopcrm.store.models import (
     Customer,
@@ -274,18 +274,11 @@ def _scrub_run_errors(session: Session, emails: set[str]) -> int:
     return changed
 
 
-def _plain(value: Any) -> Any:
-    """A JSON-ready value: dates and times as ISO 8601, money as its exact decimal string."""
-    if isinstance(value, date):  # datetimes too
-        return value.isoformat()
-    if isinstance(value, Decimal):
-        return str(value)
-    return value
-
-
 def _row(obj: Any, skip: tuple[str, ...] = ()) -> dict[str, Any]:
     return {
-        name: _plain(getattr(obj, name)) for name in obj.__class__.model_fields if name not in skip
+        name: jsonable(getattr(obj, name))
+        for name in obj.__class__.model_fields
+        if name not in skip
     }
 
 
@@ -316,7 +309,7 @@ def export_person(session: Session, who: Selector) -> dict[str, Any]:
                 else _row(
                     metrics, ("customer_id", "shop_id", "fingerprint", "history_fingerprint")
                 ),
-                "segments": [{"segment": m.segment, "since": _plain(m.since)} for m in segments],
+                "segments": [{"segment": m.segment, "since": jsonable(m.since)} for m in segments],
                 "push_log": [_row(p, ("id", "shop_id", "customer_id")) for p in pushes],
             }
         )

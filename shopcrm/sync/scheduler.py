@@ -21,7 +21,6 @@ from typing import Any
 
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.base import BaseTrigger
-from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
 from shopcrm.config.schema import AppConfig, ShopConfig
@@ -37,11 +36,7 @@ TriggerFor = Callable[[AppConfig, ShopConfig], BaseTrigger]
 
 def trigger_for(config: AppConfig, shop: ShopConfig) -> BaseTrigger:
     """The shop's schedule (or the default one) as an APScheduler trigger, in UTC."""
-    schedule = config.schedule(shop)
-    if schedule.interval is not None:
-        return IntervalTrigger(seconds=schedule.interval.total_seconds(), timezone=UTC)
-    assert schedule.cron is not None
-    return CronTrigger.from_crontab(schedule.cron, timezone=UTC)
+    return config.schedule(shop).trigger()
 
 
 def _job(

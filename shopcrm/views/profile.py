@@ -18,6 +18,7 @@ from typing import Any
 from sqlalchemy import or_, select
 from sqlmodel import Session
 
+from shopcrm.jsonable import jsonable
 from shopcrm.store.db import Store
 from shopcrm.store.emails import normalise_email
 from shopcrm.store.models import (
@@ -71,7 +72,7 @@ class Profile:
     person_metrics: list[dict[str, Any]]
 
     def to_dict(self) -> dict[str, Any]:
-        return _jsonable(asdict(self))
+        return jsonable(asdict(self))
 
 
 @dataclass
@@ -80,18 +81,6 @@ class Candidate:
     shop: str
     platform_id: str
     name: str
-
-
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {k: _jsonable(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, datetime | date):
-        return value.isoformat()
-    if isinstance(value, Decimal):
-        return str(value)  # exact, as a string: JSON numbers are floats to most readers
-    return value
 
 
 def find(store: Store, query: str, shops: list[str]) -> Profile | list[Candidate]:

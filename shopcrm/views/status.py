@@ -16,10 +16,10 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from apscheduler.triggers.cron import CronTrigger
 from sqlalchemy import func, select
 
 from shopcrm.config.schema import AppConfig, ShopConfig
+from shopcrm.jsonable import jsonable
 from shopcrm.store.db import Store
 from shopcrm.store.models import SegmentMembership, Shop, SyncRun, SyncState
 from shopcrm.store.totals import record_totals
@@ -79,17 +79,7 @@ class ShopStatus:
     problems: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
-        return _jsonable(asdict(self))
-
-
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {k: _jsonable(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, datetime):
-        return value.isoformat()
-    return value
+        return jsonable(asdict(self))
 
 
 def schedule_period(config: AppConfig, shop: ShopConfig, now: datetime) -> timedelta:
@@ -97,7 +87,7 @@ def schedule_period(config: AppConfig, shop: ShopConfig, now: datetime) -> timed
     schedule = config.schedule(shop)
     if schedule.interval is not None:
         return schedule.interval
-    trigger = CronTrigger.from_crontab(schedule.cron or "", timezone=UTC)
+    trigger = schedule.trigger()
     first = trigger.get_next_fire_time(None, now)
     second = trigger.get_next_fire_time(first, first + timedelta(seconds=1))
     return second - first
@@ -108,7 +98,7 @@ def _next_run(config: AppConfig, shop: ShopConfig, last: datetime | None, now: d
     schedule = config.schedule(shop)
     if schedule.interval is not None:
         return max(now, last + schedule.interval) if last else now
-    return CronTrigger.from_crontab(schedule.cron or "", timezone=UTC).get_next_fire_time(None, now)
+    return schedule.trigger().get_next_fire_time(None, now)
 
 
 def _describe_schedule(config: AppConfig, shop: ShopConfig) -> str:
